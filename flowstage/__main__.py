@@ -1,0 +1,3 @@
+from flowstage.cli import main
+
+main()
