@@ -1,0 +1,69 @@
+"""What every benchmark reports: a named figure, its unit, and (when there is one) the baseline it is compared with.
+
+Benchmarks print these; the suite runner also writes them to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+
+@dataclass
+class Result:
+    name: str  # what was measured, e.g. "ingest 300 MB flows.log"
+    value: float
+    unit: str  # "s", "rows/s", "MiB", "evals/s", "x"
+    baseline_name: str | None = None
+    baseline_value: float | None = None
+    target: str | None = None  # the issue's target, e.g. "<= 1.5x"
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline_value in (None, 0):
+            return None
+        return self.value / self.baseline_value
+
+    def line(self) -> str:
+        text = f"{self.name}: {_fmt(self.value)} {self.unit}"
+        if self.baseline_name is not None and self.baseline_value is not None:
+            text += f" | baseline {self.baseline_name}: {_fmt(self.baseline_value)} {self.unit}"
+            if self.ratio is not None:
+                text += f" | ratio {self.ratio:.2f}x"
+        if self.target:
+            text += f" | target {self.target}"
+        if self.note:
+            text += f" | {self.note}"
+        return text
+
+
+def _fmt(v: float) -> str:
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.3f}"
+
+
+@contextmanager
+def timer() -> Iterator[Callable[[], float]]:
+    """`with timer() as elapsed: ...; elapsed()` gives seconds (wall clock, perf_counter)."""
+    start = time.perf_counter()
+    end: list[float] = []
+    yield lambda: (end[0] if end else time.perf_counter()) - start
+    end.append(time.perf_counter())
+
+
+def peak_rss_mib(children: bool = False) -> float:
+    """Peak resident memory of this process (or of its finished children) in MiB."""
+    who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
+    return resource.getrusage(who).ru_maxrss / 1024.0
+
+
+def cpu_count() -> int:
+    return os.cpu_count() or 1
