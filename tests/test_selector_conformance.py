@@ -98,8 +98,12 @@ def test_every_prefix_visitor_case(vectors: dict[str, Any]) -> None:
 def test_every_tokenize_case(vectors: dict[str, Any]) -> None:
     failures = []
     for case in vectors["tokenize"]:
-        got = [{"kind": t.kind.value} | ({"value": t.value} if t.value else {}) for t in tokenize(case["input"])]
-        want = [{"kind": t["kind"]} | ({"value": t["value"]} if t.get("value") else {}) for t in case["tokens"]]
+        got = [
+            {"kind": t.kind.value} | ({"value": t.value} if t.value else {}) for t in tokenize(case["input"])
+        ]
+        want = [
+            {"kind": t["kind"]} | ({"value": t["value"]} if t.get("value") else {}) for t in case["tokens"]
+        ]
         if got != want:
             failures.append((case["input"], got, want))
     assert not failures
