@@ -84,6 +84,9 @@ class Reason(enum.Enum):
     SERVICE_ENDPOINTS_UNKNOWN = "service_endpoints_unknown"  # `services` match needs EndpointSlices
     FORWARDED_NOT_MODELLED = "forwarded_not_modelled"  # reporter fwd: host-endpoint forward policy not replayed
     NOT_A_POLICY_ENDPOINT = "not_a_policy_endpoint"  # the reporting side is not a wep/hep (or its type is unknown)
+    PROTOCOL_UNKNOWN = "protocol_unknown"  # a rule matches on the protocol and the row has none
+    HOST_ENDPOINT_UNKNOWN = "host_endpoint_unknown"  # a host endpoint's profiles decide; it is not in the inventory
+    PROFILE_UNKNOWN = "profile_unknown"  # an endpoint's profile decides; the Profile object was not supplied
 
     @property
     def remedy(self) -> str:
@@ -104,6 +107,9 @@ _REMEDY = {
     Reason.SERVICE_ENDPOINTS_UNKNOWN: "`services` rules need the Service's EndpointSlices, which flowstage does not load",
     Reason.FORWARDED_NOT_MODELLED: "forwarded (fwd) rows are judged by host-endpoint applyOnForward policy, not replayed",
     Reason.NOT_A_POLICY_ENDPOINT: "only pods (wep) and host endpoints (hep) have policy; check the row's endpoint type",
+    Reason.PROTOCOL_UNKNOWN: "the row carries no protocol; check the ingested proto / proto_num columns",
+    Reason.HOST_ENDPOINT_UNKNOWN: "supply the HostEndpoint objects (`calicoctl get hostendpoints -o yaml`) with the policies",
+    Reason.PROFILE_UNKNOWN: "supply the Profile objects the endpoint lists (`calicoctl get profiles -o yaml`)",
 }
 
 
@@ -125,6 +131,7 @@ class TraceStep:
     rule: int | None  # rule index; -1 end of tier
     outcome: str  # matched / no_match / unknown / applied / skipped / end_of_tier / profile
     detail: str  # why, in plain words: "source selector app == 'web' does not match labels {...}"
+    direction: Direction | None = None  # set on whole-connection traces, which hold both directions
 
 
 @dataclass(frozen=True)

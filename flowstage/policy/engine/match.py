@@ -1,0 +1,516 @@
+"""One small matcher per rule criterion (calico-semantics §4): protocol, ICMP, ports (numbers, ranges, named),
+nets, peer selectors (with notSelector, namespace scoping and network sets), services, IP family.
+
+Matchers are three-valued: True, False, or a `Reason` (the criterion depends on a fact the log lacks).
+`Reason` stands for Kleene's unknown, so `k_and` / `k_or` / `k_not` combine results and keep the cause.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from flowstage.policy.engine.addresses import CIDRs
+from flowstage.policy.engine.endpoints import (
+    NAMESPACE_PREFIX,
+    SERVICE_ACCOUNT_KEY,
+    SERVICE_ACCOUNT_PREFIX,
+    EndpointFacts,
+    EndpointResolver,
+)
+from flowstage.policy.model import PORT_PROTOCOLS, PROTOCOL_NUMBERS, EntityRule, ICMPMatch, Ports, Rule
+from flowstage.policy.traffic import Reason
+
+if TYPE_CHECKING:
+    from flowstage.selector import Selector
+
+Tri = bool | Reason  # True, False, or unknown because of Reason
+
+_PROTOCOL_NAMES = {number: name.upper() if name != "icmpv6" else "ICMPv6" for name, number in PROTOCOL_NUMBERS.items()}
+_PROTOCOL_NAMES[136] = "UDPLite"
+
+
+def protocol_name(number: int | None) -> str:
+    if number is None:
+        return "unknown"
+    return _PROTOCOL_NAMES.get(number, str(number))
+
+
+def k_and(a: Tri, b: Tri) -> Tri:
+    if a is False or b is False:
+        return False
+    return b if a is True else a
+
+
+def k_or(a: Tri, b: Tri) -> Tri:
+    if a is True or b is True:
+        return True
+    return b if a is False else a
+
+
+def k_not(a: Tri) -> Tri:
+    if a is True:
+        return False
+    if a is False:
+        return True
+    return a
+
+
+def show(value: Tri) -> str:
+    if value is True:
+        return "yes"
+    if value is False:
+        return "no"
+    return f"unknown ({value.value})"
+
+
+@dataclass
+class FlowContext:
+    """The flow being judged, as matchers see it. `family` None: the IP family is not known."""
+
+    proto: int | None
+    family: int | None
+    src: EndpointFacts
+    dst: EndpointFacts
+    src_port: int | None
+    dst_port: int | None
+    icmp_type: int | None
+    icmp_code: int | None
+    resolver: EndpointResolver
+
+    def with_family(self, family: int) -> FlowContext:
+        return FlowContext(
+            self.proto, family, self.src, self.dst, self.src_port, self.dst_port, self.icmp_type,
+            self.icmp_code, self.resolver,
+        )
+
+    def side(self, source: bool) -> EndpointFacts:
+        return self.src if source else self.dst
+
+
+def _side_name(source: bool) -> str:
+    return "source" if source else "destination"
+
+
+# -- label selectors over an entity's effective labels ---------------------------------------------------
+
+
+def selector_reason(selector: Selector, facts: EndpointFacts) -> Reason:
+    """Which missing input makes `selector` undecidable on these labels (plain labels before namespace / SA)."""
+    keys = facts.unknown_keys(selector.label_keys)
+    if any(not k.startswith((NAMESPACE_PREFIX, SERVICE_ACCOUNT_PREFIX)) and k != SERVICE_ACCOUNT_KEY for k in keys):
+        return Reason.LABELS_UNKNOWN
+    if any(k.startswith(NAMESPACE_PREFIX) for k in keys):
+        return Reason.NAMESPACE_LABELS_UNKNOWN
+    if keys:
+        return Reason.SERVICE_ACCOUNT_UNKNOWN
+    return Reason.LABELS_UNKNOWN
+
+
+def selector_value(selector: Selector, facts: EndpointFacts, cached: bool = True) -> Tri:
+    """Does `selector` match the entity's effective labels? Kleene-unknown only when unknown keys decide it."""
+    if facts.owned is None:
+        return Reason.LABELS_UNKNOWN
+    if facts.has_unknowns and any(facts.unknown(k) for k in selector.label_keys):
+        result = selector.evaluate(facts.labels, facts.unknown)
+        return selector_reason(selector, facts) if result is None else result
+    return selector.matches_cached(facts.labels) if cached else selector.matches(facts.labels)
+
+
+# -- criteria ---------------------------------------------------------------------------------------------
+
+
+class Criterion:
+    """One condition of a rule. `test` is called per flow; `describe` says what it asks, for `explain`."""
+
+    cacheable_by_side: bool = False
+
+    def test(self, ctx: FlowContext) -> Tri:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def observed(self, ctx: FlowContext) -> str:
+        """What the flow has for this criterion, for `explain`."""
+        return ""
+
+    def explain(self, ctx: FlowContext) -> str:
+        result = self.test(ctx)
+        seen = self.observed(ctx)
+        return f"{self.describe()}: {show(result)}" + (f" ({seen})" if seen else "")
+
+
+class ProtocolMatch(Criterion):
+    def __init__(self, protocol: int, negate: bool) -> None:
+        self.protocol = protocol
+        self.negate = negate
+
+    def test(self, ctx: FlowContext) -> Tri:
+        if ctx.proto is None:
+            return Reason.PROTOCOL_UNKNOWN
+        return (ctx.proto == self.protocol) != self.negate
+
+    def describe(self) -> str:
+        return f"{'notProtocol' if self.negate else 'protocol'} {protocol_name(self.protocol)}"
+
+    def observed(self, ctx: FlowContext) -> str:
+        return f"flow protocol {protocol_name(ctx.proto)}"
+
+
+class ICMPTypeMatch(Criterion):
+    def __init__(self, icmp: ICMPMatch, negate: bool) -> None:
+        self.type = icmp.type
+        self.code = icmp.code
+        self.negate = negate
+
+    def test(self, ctx: FlowContext) -> Tri:
+        if ctx.proto is None:
+            return Reason.PROTOCOL_UNKNOWN
+        if ctx.proto not in (1, 58):
+            return False  # the icmp match module only ever matches ICMP packets
+        if ctx.icmp_type is None or (self.code is not None and ctx.icmp_code is None):
+            return Reason.ICMP_TYPE_UNKNOWN
+        hit = ctx.icmp_type == self.type and (self.code is None or ctx.icmp_code == self.code)
+        return hit != self.negate
+
+    def describe(self) -> str:
+        code = "" if self.code is None else f" code {self.code}"
+        return f"{'notICMP' if self.negate else 'icmp'} type {self.type}{code}"
+
+    def observed(self, ctx: FlowContext) -> str:
+        return f"flow ICMP type {ctx.icmp_type if ctx.icmp_type is not None else 'unknown'}" + (
+            f" code {ctx.icmp_code}" if ctx.icmp_code is not None else ""
+        )
+
+
+class EntitySelector:
+    """Calico's test for a rule side's selectors: does an entity owning the address match?
+
+    Positive selector P (already rewritten, §2.5) with optional notSelector N: some owner matches P and not N.
+    Only N: no owner matches N. Owners: the endpoint itself when Calico owns it (wep, hep, network set), plus
+    every inventory network set whose CIDRs hold the address (§2.3). A `net` address has no owner.
+    """
+
+    def __init__(self, source: bool, positive: Selector | None, negative: Selector | None, cached: bool) -> None:
+        self.source = source
+        self.positive = positive
+        self.negative = negative
+        self.cached = cached
+
+    def entity(self, facts: EndpointFacts) -> Tri:
+        value: Tri = True
+        if self.positive is not None:
+            value = selector_value(self.positive, facts, self.cached)
+        if self.negative is not None and value is not False:
+            if self.positive is None:
+                return selector_value(self.negative, facts, self.cached)
+            value = k_and(value, k_not(selector_value(self.negative, facts, self.cached)))
+        return value
+
+    def owned_match(self, facts: EndpointFacts, ctx: FlowContext) -> Tri:
+        """Kleene OR over the owners of the address of `facts` of the entity test."""
+        if facts.owned is None:
+            found: Tri = Reason.LABELS_UNKNOWN
+        elif facts.owned:
+            found = self.entity(facts)
+        else:
+            found = False
+        if found is True:
+            return True
+        ip_reason = Reason.SOURCE_IP_UNKNOWN if self.source else Reason.DEST_IP_UNKNOWN
+        for owner, surely in ctx.resolver.owners(facts, ctx.family):
+            found = k_or(found, k_and(self.entity(owner), True if surely else ip_reason))
+            if found is True:
+                return True
+        return found
+
+    def test(self, ctx: FlowContext) -> Tri:
+        found = self.owned_match(ctx.side(self.source), ctx)
+        return found if self.positive is not None else k_not(found)
+
+
+class SelectorMatch(Criterion):
+    """A rule side's selector / notSelector / namespaceSelector / serviceAccounts, as one IP-set match."""
+
+    cacheable_by_side = True
+
+    def __init__(self, source: bool, entity_rule: EntityRule, cached: bool) -> None:
+        self.source = source
+        self.entity_rule = entity_rule
+        self.matcher = EntitySelector(source, entity_rule.effective_selector, entity_rule.not_selector, cached)
+        self._results: dict[int, Tri] = {}
+        self.cached = cached
+
+    def test(self, ctx: FlowContext) -> Tri:
+        facts = ctx.src if self.source else ctx.dst
+        if not self.cached:
+            return self.matcher.test(ctx)
+        key = facts.id * 3 + (0 if ctx.family is None else ctx.family // 3)
+        found = self._results.get(key)
+        if found is None:
+            found = self.matcher.test(ctx)
+            self._results[key] = found
+        return found
+
+    def describe(self) -> str:
+        rule = self.entity_rule
+        parts = []
+        if rule.selector is not None:
+            parts.append(f"selector {rule.selector}")
+        if rule.namespace_selector is not None:
+            parts.append(f"namespaceSelector {rule.namespace_selector}")
+        if rule.service_accounts is not None:
+            sa = rule.service_accounts
+            names = f"names {list(sa.names)}" if sa.names else ""
+            sel = f"selector {sa.selector}" if sa.selector is not None else ""
+            parts.append("serviceAccounts " + " ".join(p for p in (names, sel) if p))
+        if rule.not_selector is not None:
+            parts.append(f"notSelector {rule.not_selector}")
+        effective = rule.effective_selector
+        text = f"{_side_name(self.source)} " + ", ".join(parts)
+        if effective is not None:
+            text += f" [effective: {effective}]"
+        return text
+
+    def observed(self, ctx: FlowContext) -> str:
+        facts = ctx.side(self.source)
+        owners = ctx.resolver.owners(facts, ctx.family)
+        text = f"{facts.display} labels {dict(facts.labels)}" if facts.owned else f"{facts.display}, owned by no Calico entity"
+        keys = set()
+        for selector in (self.entity_rule.effective_selector, self.entity_rule.not_selector):
+            if selector is not None:
+                keys |= selector.label_keys
+        unknown = facts.unknown_keys(keys) if facts.owned and facts.has_unknowns else []
+        if unknown:
+            text += f"; unknown: {', '.join(unknown)} ({facts.source})"
+        if owners:
+            text += "; network sets holding the address: " + ", ".join(
+                o.display + ("" if surely else " (maybe)") for o, surely in owners
+            )
+        return text
+
+
+class NetsMatch(Criterion):
+    """`nets` (inside any CIDR) or `notNets` (inside none), on the side's address, for the flow's family."""
+
+    cacheable_by_side = True
+
+    def __init__(self, source: bool, cidrs: CIDRs, negate: bool) -> None:
+        self.source = source
+        self.cidrs = cidrs
+        self.negate = negate
+        self._results: dict[int, Tri] = {}
+
+    def test(self, ctx: FlowContext) -> Tri:
+        facts = ctx.src if self.source else ctx.dst
+        key = facts.id * 3 + (0 if ctx.family is None else ctx.family // 3)
+        found = self._results.get(key)
+        if found is None:
+            inside = facts.addresses.only(ctx.family).within(self.cidrs)
+            if inside is None:
+                found = Reason.SOURCE_IP_UNKNOWN if self.source else Reason.DEST_IP_UNKNOWN
+            else:
+                found = inside != self.negate
+            self._results[key] = found
+        return found
+
+    def describe(self) -> str:
+        return f"{_side_name(self.source)} {'notNets' if self.negate else 'nets'} [{self.cidrs.text}]"
+
+    def observed(self, ctx: FlowContext) -> str:
+        facts = ctx.side(self.source)
+        return f"address {facts.addresses.label}" + (f", IPv{ctx.family}" if ctx.family else "")
+
+
+class PortsMatch(Criterion):
+    """`ports` / `notPorts` on one side: numbers and ranges, or named ports of the address's owner (§4.5)."""
+
+    def __init__(self, source: bool, ports: Ports, negate: bool, named_selector: EntitySelector) -> None:
+        self.source = source
+        self.ranges = tuple((r.first, r.last) for r in ports.ranges)
+        self.names = frozenset(ports.names)
+        self.ports = ports
+        self.negate = negate
+        self.named_selector = named_selector
+        self.covers_all = any(first <= 1 and last >= 65535 for first, last in self.ranges)
+
+    def _numeric(self, ctx: FlowContext, port: int | None) -> Tri:
+        if not self.ranges:
+            return False
+        if port is None:
+            if ctx.proto is not None and ctx.proto not in PORT_PROTOCOLS:
+                return False
+            if self.covers_all and ctx.proto is not None:
+                return True
+            return Reason.SOURCE_PORT_UNKNOWN if self.source else Reason.DEST_PORT_UNKNOWN
+        return any(first <= port <= last for first, last in self.ranges)
+
+    def _named(self, ctx: FlowContext, port: int | None) -> Tri:
+        if not self.names:
+            return False
+        facts = ctx.side(self.source)
+        if facts.owned is False:
+            return False  # only workload and host endpoints carry named ports
+        if ctx.proto is None:
+            return Reason.PROTOCOL_UNKNOWN
+        if ctx.proto not in PORT_PROTOCOLS:
+            return False
+        if port is None:
+            return Reason.SOURCE_PORT_UNKNOWN if self.source else Reason.DEST_PORT_UNKNOWN
+        if facts.owned is None or facts.named_ports is None:
+            return Reason.NAMED_PORT_UNKNOWN
+        if not any(
+            np.name in self.names and np.protocol == ctx.proto and np.port == port for np in facts.named_ports
+        ):
+            return False
+        return self.named_selector.entity(facts)
+
+    def test(self, ctx: FlowContext) -> Tri:
+        port = ctx.src_port if self.source else ctx.dst_port
+        found = self._numeric(ctx, port)
+        if found is not True and self.names:
+            found = k_or(found, self._named(ctx, port))
+        return k_not(found) if self.negate else found
+
+    def describe(self) -> str:
+        items = [str(a) if a == b else f"{a}:{b}" for a, b in self.ranges] + sorted(self.names)
+        return f"{_side_name(self.source)} {'notPorts' if self.negate else 'ports'} [{', '.join(items)}]"
+
+    def observed(self, ctx: FlowContext) -> str:
+        port = ctx.src_port if self.source else ctx.dst_port
+        text = f"port {port if port is not None else 'unknown'}"
+        if self.names:
+            facts = ctx.side(self.source)
+            if facts.named_ports is None:
+                text += f"; named ports of {facts.display} unknown"
+            else:
+                text += f"; named ports of {facts.display}: " + (
+                    ", ".join(f"{n.name}={protocol_name(n.protocol)}/{n.port}" for n in facts.named_ports) or "none"
+                )
+        return text
+
+
+class ServicesMatch(Criterion):
+    """`services`: needs the Service's EndpointSlices, which flowstage does not load."""
+
+    def __init__(self, source: bool, name: str, namespace: str) -> None:
+        self.source = source
+        self.name = name
+        self.namespace = namespace
+
+    def test(self, ctx: FlowContext) -> Tri:
+        return Reason.SERVICE_ENDPOINTS_UNKNOWN
+
+    def describe(self) -> str:
+        return f"{_side_name(self.source)} services {self.namespace}/{self.name}"
+
+
+# -- a whole rule -----------------------------------------------------------------------------------------
+
+
+def _families(rule: Rule) -> frozenset[int]:
+    """IP families felix renders the rule for (§4.7): ipVersion, and every non-empty nets list needs a CIDR."""
+    families = set()
+    for family in (4, 6):
+        version = rule.effective_ip_version
+        if version is not None and version != family:
+            continue
+        lists = [side.nets for side in (rule.source, rule.destination)] + [
+            side.not_nets for side in (rule.source, rule.destination)
+        ]
+        if any(nets and not any(n.version == family for n in nets) for nets in lists):
+            continue
+        if any(n.version == family and n.prefixlen == 0 for side in (rule.source, rule.destination) for n in side.not_nets):
+            continue
+        families.add(family)
+    return frozenset(families)
+
+
+class CompiledRule:
+    """A rule turned into its criteria, cheapest first; `match` is the Kleene AND of them."""
+
+    __slots__ = ("rule", "criteria", "tests", "renders", "family_sensitive")
+
+    def __init__(self, rule: Rule, cached: bool = True) -> None:
+        self.rule = rule
+        criteria: list[Criterion] = []
+        if rule.protocol is not None:
+            criteria.append(ProtocolMatch(rule.protocol, False))
+        if rule.not_protocol is not None:
+            criteria.append(ProtocolMatch(rule.not_protocol, True))
+        if rule.icmp is not None:
+            criteria.append(ICMPTypeMatch(rule.icmp, False))
+        if rule.not_icmp is not None:
+            criteria.append(ICMPTypeMatch(rule.not_icmp, True))
+        for source, side in ((False, rule.destination), (True, rule.source)):
+            named = EntitySelector(source, side.effective_selector, None, cached)
+            if side.ports is not None:
+                criteria.append(PortsMatch(source, side.ports, False, named))
+            if side.not_ports is not None:
+                criteria.append(PortsMatch(source, side.not_ports, True, named))
+        for source, side in ((True, rule.source), (False, rule.destination)):
+            if side.effective_selector is not None or side.not_selector is not None:
+                criteria.append(SelectorMatch(source, side, cached))
+            if side.nets:
+                criteria.append(NetsMatch(source, CIDRs(side.nets), False))
+            if side.not_nets:
+                criteria.append(NetsMatch(source, CIDRs(side.not_nets), True))
+            if side.services is not None:
+                criteria.append(ServicesMatch(source, side.services.name, side.services.namespace))
+        self.criteria = tuple(criteria)
+        self.tests: tuple[Callable[[FlowContext], Tri], ...] = tuple(c.test for c in criteria)
+        self.renders = _families(rule)
+        has_nets = any(side.nets or side.not_nets for side in (rule.source, rule.destination))
+        self.family_sensitive = has_nets or self.renders != frozenset({4, 6})
+
+    def match(self, ctx: FlowContext) -> Tri:
+        if self.family_sensitive:
+            if ctx.family is None:
+                return self._either_family(ctx)
+            if ctx.family not in self.renders:
+                return False
+        first: Tri = True
+        for test in self.tests:
+            found = test(ctx)
+            if found is True:
+                continue
+            if found is False:
+                return False
+            if first is True:
+                first = found
+        return first
+
+    def _either_family(self, ctx: FlowContext) -> Tri:
+        v4 = self.match(ctx.with_family(4))
+        v6 = self.match(ctx.with_family(6))
+        if v4 == v6:
+            return v4
+        if not isinstance(v4, bool):
+            return v4
+        if not isinstance(v6, bool):
+            return v6
+        return Reason.IP_VERSION_UNKNOWN
+
+    def explain(self, ctx: FlowContext) -> str:
+        """Every criterion with its answer, e.g. `protocol TCP: yes; destination ports [8080]: no (port 80)`."""
+        if not self.criteria and not self.family_sensitive:
+            return "no criteria: matches every packet"
+        parts = []
+        if self.family_sensitive:
+            families = "/".join(f"IPv{f}" for f in sorted(self.renders)) or "no IP family"
+            seen = f"IPv{ctx.family}" if ctx.family else "family unknown"
+            parts.append(f"renders for {families} ({seen})")
+        ctx_for = ctx if ctx.family is not None or not self.family_sensitive else None
+        for criterion in self.criteria:
+            if ctx_for is None:
+                parts.append(
+                    f"{criterion.describe()}: IPv4 {show(criterion.test(ctx.with_family(4)))}, "
+                    f"IPv6 {show(criterion.test(ctx.with_family(6)))}"
+                )
+            else:
+                parts.append(criterion.explain(ctx_for))
+        if self.rule.http is not None:
+            parts.append("http match ignored (felix's L3/L4 dataplane does not evaluate it)")
+        return "; ".join(parts)
