@@ -18,7 +18,7 @@ def compile_matcher(root: nodes.Node) -> LabelMatcher:
     """One Python function `match(labels) -> bool` with Calico's semantics for absent labels."""
     constants: dict[str, object] = {}
     body = _expression(root, constants)
-    source = f"def match(labels):\n    get = labels.get\n    return {body}\n"
+    source = f"def match(labels):\n    return {body}\n"
     namespace: dict[str, object] = dict(constants)
     # Safe to exec: the source is built from the tree, and label text enters it only through repr().
     exec(compile(source, "<selector>", "exec"), namespace)
@@ -32,23 +32,23 @@ def _expression(node: nodes.Node, constants: dict[str, object]) -> str:
     if isinstance(node, nodes.LabelComparison):
         key, value = repr(node.key), repr(node.value)
         if isinstance(node, nodes.LabelEquals):
-            return f"get({key}) == {value}"
+            return f"labels.get({key}) == {value}"
         if isinstance(node, nodes.LabelNotEquals):
-            return f"get({key}) != {value}"
+            return f"labels.get({key}) != {value}"
         if isinstance(node, nodes.LabelContains):
             if node.value == "":
                 return f"{key} in labels"
-            return f"((_v := get({key})) is not None and {value} in _v)"
+            return f"((_v := labels.get({key})) is not None and {value} in _v)"
         if isinstance(node, nodes.LabelStartsWith):
-            return f"((_v := get({key})) is not None and _v.startswith({value}))"
+            return f"((_v := labels.get({key})) is not None and _v.startswith({value}))"
         if isinstance(node, nodes.LabelEndsWith):
-            return f"((_v := get({key})) is not None and _v.endswith({value}))"
+            return f"((_v := labels.get({key})) is not None and _v.endswith({value}))"
     if isinstance(node, nodes.LabelSetMembership):
         name = f"_set{len(constants)}"
         constants[name] = frozenset(node.values)
         operator = "in" if isinstance(node, nodes.LabelIn) else "not in"
         # get() gives None for an absent label, which is in no set: `in` is false, `not in` true.
-        return f"get({node.key!r}) {operator} {name}"
+        return f"labels.get({node.key!r}) {operator} {name}"
     if isinstance(node, nodes.HasLabel):
         return f"{node.key!r} in labels"
     if isinstance(node, nodes.AllNode | nodes.GlobalNode):
