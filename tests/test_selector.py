@@ -226,6 +226,21 @@ def test_evaluate_is_three_valued_when_labels_are_unknown() -> None:
     assert scoped.evaluate({"app": "db", "pcns.team": "a"}) is True  # nothing unknown: plain matching
 
 
+def test_evaluate_answers_when_every_case_of_the_unknown_labels_agrees() -> None:
+    def namespace_unknown(key: str) -> bool:
+        return key.startswith("pcns.")
+
+    def verdict(text: str) -> bool | None:
+        return parse_selector(text).evaluate({"app": "db"}, namespace_unknown)
+
+    assert verdict('pcns.team == "a" || pcns.team != "a"') is True
+    assert verdict('pcns.team == "a" && pcns.team in {"b", "c"}') is False
+    assert verdict("has(pcns.team) || !has(pcns.team)") is True
+    assert verdict('pcns.team in {"a", "b"} && pcns.team not in {"a"}') is None  # "b" matches, "a" does not
+    # Open-ended terms cannot be listed case by case: Kleene's None stands.
+    assert verdict('pcns.team starts with "a" || !(pcns.team starts with "a")') is None
+
+
 # --- SQL ----------------------------------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ The generated function is one expression over `labels.get` / `in labels`, so a m
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Collection, Mapping
 
 from flowstage.selector import nodes
@@ -101,3 +102,63 @@ def compile_kleene(root: nodes.Node) -> KleeneMatcher:
 
         return junction
     raise TypeError(f"not a selector node: {root!r}")
+
+
+# Refining Kleene's None by trying every case is bounded: beyond this many label combinations, None stands.
+MAX_CASES = 512
+_FINITE_TERMS = (nodes.LabelEquals, nodes.LabelNotEquals, nodes.LabelSetMembership, nodes.HasLabel)
+
+
+class CasePlan:
+    """Per label key, the values a selector's terms name, and the keys also used in open-ended terms
+    (contains, starts with, ends with) whose cases cannot be listed."""
+
+    __slots__ = ("named", "open_keys")
+
+    def __init__(self, root: nodes.Node) -> None:
+        named: dict[str, set[str]] = {}
+        open_keys: set[str] = set()
+        for node in nodes.walk(root):
+            if not isinstance(node, nodes.LabelNode):
+                continue
+            values = named.setdefault(node.key, set())
+            if not isinstance(node, _FINITE_TERMS):
+                open_keys.add(node.key)
+            elif isinstance(node, nodes.LabelComparison):
+                values.add(node.value)
+            elif isinstance(node, nodes.LabelSetMembership):
+                values.update(node.values)
+        self.named = {key: tuple(sorted(values)) for key, values in named.items()}
+        self.open_keys = frozenset(open_keys)
+
+
+def decide_by_cases(
+    plan: CasePlan, match: LabelMatcher, labels: Mapping[str, str], unknown_keys: Collection[str]
+) -> bool | None:
+    """True or False if every possible value of the unknown labels gives that answer, else None.
+
+    Exact when the unknown keys appear only in ==, !=, in, not in and has(): such a term can only tell
+    apart "absent", each value it names, and "any other value", so trying those cases covers every label
+    set. Terms like `starts with` on an unknown key, or too many cases, leave the answer None.
+    """
+    if not plan.open_keys.isdisjoint(unknown_keys):
+        return None
+    keys = [key for key in plan.named if key in unknown_keys]
+    cases: list[list[str | None]] = []  # None: the label is absent
+    count = 1
+    for key in keys:
+        values = plan.named[key]
+        other = "\x00other" + "".join(values)  # longer than, so unlike, every value named
+        cases.append([None, *values, other])
+        count *= len(cases[-1])
+        if count > MAX_CASES:
+            return None
+    known = {k: v for k, v in labels.items() if k not in unknown_keys}
+    answers = set()
+    for combination in itertools.product(*cases):
+        case = dict(known)
+        case.update((key, value) for key, value in zip(keys, combination, strict=True) if value is not None)
+        answers.add(match(case))
+        if len(answers) > 1:
+            return None
+    return answers.pop()

@@ -14,7 +14,14 @@ from typing import Any, NoReturn
 
 from flowstage.selector import nodes, printer, sql
 from flowstage.selector.errors import SelectorError
-from flowstage.selector.matcher import KleeneMatcher, LabelMatcher, compile_kleene, compile_matcher
+from flowstage.selector.matcher import (
+    CasePlan,
+    KleeneMatcher,
+    LabelMatcher,
+    compile_kleene,
+    compile_matcher,
+    decide_by_cases,
+)
 from flowstage.selector.parser import parse
 from flowstage.selector.tokenizer import is_label_key
 
@@ -31,7 +38,17 @@ class Selector:
     Selectors are immutable and hashable; two selectors are equal when their canonical forms are.
     """
 
-    __slots__ = ("node", "source", "matches", "_canonical", "_uid", "_cache", "_kleene", "_label_keys")
+    __slots__ = (
+        "node",
+        "source",
+        "matches",
+        "_canonical",
+        "_uid",
+        "_cache",
+        "_kleene",
+        "_case_plan",
+        "_label_keys",
+    )
 
     CACHE_LIMIT = 16_384  # distinct label sets remembered per selector before the cache starts over
 
@@ -51,6 +68,7 @@ class Selector:
         init(self, "_uid", None)
         init(self, "_cache", {})
         init(self, "_kleene", None)
+        init(self, "_case_plan", None)
         init(self, "_label_keys", None)
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
@@ -127,10 +145,13 @@ class Selector:
     def evaluate(
         self, labels: Mapping[str, str], unknown: Callable[[str], bool] | None = None
     ) -> bool | None:
-        """Three-valued match: None when the answer depends on labels whose presence and value are unknown.
+        """Three-valued match: None only when the answer depends on labels whose presence and value are
+        unknown (`unknown(key)` is asked once per key the selector mentions).
 
-        `unknown(key)` is asked once per key the selector mentions; terms on those keys are unknown and
-        combine by Kleene logic, so `a == "x" || all()` is True even when `a` is unknown.
+        Terms on unknown keys combine by Kleene logic, so `a == "x" || all()` is True even when `a` is
+        unknown. When that leaves None, every case of the unknown labels is tried where that is exact
+        (only ==, !=, in, not in, has() on them): `a == "x" || a != "x"` is True, `a == "x" && a == "y"`
+        False. With `contains` / `starts with` / `ends with` on an unknown key the Kleene None stands.
         """
         if unknown is None:
             return self.matches(labels)
@@ -141,7 +162,14 @@ class Selector:
         if kleene is None:
             kleene = compile_kleene(self.node)
             object.__setattr__(self, "_kleene", kleene)
-        return kleene(labels, unknown_keys)
+        verdict = kleene(labels, unknown_keys)
+        if verdict is None:
+            plan = self._case_plan
+            if plan is None:
+                plan = CasePlan(self.node)
+                object.__setattr__(self, "_case_plan", plan)
+            verdict = decide_by_cases(plan, self.matches, labels, unknown_keys)
+        return verdict
 
     def to_sql(self, labels_expr: str) -> str:
         """A DuckDB boolean expression, TRUE or FALSE and never NULL, over the MAP(VARCHAR, VARCHAR)
