@@ -369,6 +369,7 @@ class Pod:
     generate_name: str | None = None  # metadata.generateName: links a pod to aggregated names `prefix-*`
     node: str | None = None
     origin: SourceRef | None = field(default=None, compare=False)
+    host_network: bool = False  # spec.hostNetwork: not a Calico workload endpoint; its traffic is the host's
 
 
 @dataclass(frozen=True)
