@@ -1,0 +1,109 @@
+"""Splitting content into batches of lines as Arrow tables, without a Python loop over the lines.
+
+Each batch knows where it ends in the content (byte offset, newline count), so ingest can resume after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from flowstage.ingest.sources import Content
+
+CHUNK_BYTES = 16 * 1024 * 1024
+MAX_BATCH_BYTES = 256 * 1024 * 1024
+UNTERMINATED = "unterminated"  # the content's last line, without a newline after it
+INVALID_UTF8 = "invalid_utf8"
+LINE_SCHEMA = pa.schema([("line_no", pa.int64()), ("text", pa.string()), ("flag", pa.string())])
+
+
+@dataclass
+class LineBatch:
+    table: pa.Table  # line_no (1-based), text (with its newline), flag (NULL, unterminated, invalid_utf8)
+    end: int  # content offset just past the batch's last line
+    newlines: int  # newlines in the content before `end`
+    unterminated_bytes: int = 0  # length of a final line without newline, included in `end`
+
+
+def _texts(data: bytes, ends: np.ndarray) -> tuple[pa.Array, pa.Array]:
+    """Lines of `data` ending at `ends` (exclusive) → (text, flag) arrays, zero-copy when the bytes are UTF-8."""
+    offsets = np.empty(len(ends) + 1, dtype=np.int32)
+    offsets[0] = 0
+    offsets[1:] = ends
+    binary = pa.Array.from_buffers(pa.binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    try:
+        return binary.cast(pa.string()), pa.nulls(len(ends), pa.string())
+    except pa.ArrowInvalid:
+        texts, flags = [], []
+        for start, end in zip(offsets[:-1], offsets[1:], strict=True):
+            raw = data[start:end]
+            try:
+                texts.append(raw.decode("utf-8"))
+                flags.append(None)
+            except UnicodeDecodeError:
+                texts.append(raw.decode("utf-8", errors="replace"))
+                flags.append(INVALID_UTF8)
+        return pa.array(texts, pa.string()), pa.array(flags, pa.string())
+
+
+def line_batches(content: Content, first_line: int, start_offset: int, batch_rows: int) -> Iterator[LineBatch]:
+    """Batches of at most `batch_rows` lines from the content's current position (= `start_offset`)."""
+    line_no = first_line
+    offset = start_offset
+    newlines = first_line - 1
+    carry = b""
+    texts: list[pa.Array] = []
+    flags: list[pa.Array] = []
+    numbers: list[np.ndarray] = []
+    rows = size = 0
+
+    def flush(unterminated: int = 0) -> LineBatch:
+        nonlocal texts, flags, numbers, rows, size
+        table = pa.table(
+            [pa.array(np.concatenate(numbers)), pa.chunked_array(texts, pa.string()),
+             pa.chunked_array(flags, pa.string())],
+            schema=LINE_SCHEMA,
+        )
+        batch = LineBatch(table, offset, newlines, unterminated)
+        texts, flags, numbers, rows, size = [], [], [], 0, 0
+        return batch
+
+    for chunk in content.chunks(CHUNK_BYTES):
+        data = carry + chunk if carry else chunk
+        last = data.rfind(b"\n")
+        if last < 0:
+            carry = data
+            continue
+        carry = data[last + 1:]
+        data = data[:last + 1]
+        ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10) + 1
+        start = 0
+        while start < len(ends):
+            take = min(len(ends) - start, batch_rows - rows)
+            piece_start = int(ends[start - 1]) if start else 0
+            piece_end = int(ends[start + take - 1])
+            text, flag = _texts(data[piece_start:piece_end], ends[start:start + take] - piece_start)
+            texts.append(text)
+            flags.append(flag)
+            numbers.append(np.arange(line_no, line_no + take, dtype=np.int64))
+            line_no += take
+            newlines += take
+            offset += piece_end - piece_start
+            rows += take
+            size += piece_end - piece_start
+            start += take
+            if rows >= batch_rows or size >= MAX_BATCH_BYTES:
+                yield flush()
+    if carry.strip():
+        text, flag = _texts(carry, np.array([len(carry)]))
+        texts.append(text)
+        flags.append(pa.array([UNTERMINATED]) if flag.null_count else flag)
+        numbers.append(np.array([line_no], dtype=np.int64))
+        offset += len(carry)
+        rows += 1
+        yield flush(unterminated=len(carry))
+    elif rows:
+        yield flush()

@@ -1,0 +1,251 @@
+"""Normalising one batch of raw records into canonical flow rows and quarantine rows, vectorised in DuckDB.
+
+Records are parsed once with `json_transform`; labels and policy traces, which repeat heavily, are decoded
+once per distinct value in Python and joined back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from flowstage import schema
+from flowstage.ingest.detect import FAMILY_OF, S3, SSE
+from flowstage.ingest.families import FAMILIES, MACROS, Family
+from flowstage.ingest.labels import LabelsError, decode_labels
+from flowstage.ingest.lines import INVALID_UTF8, UNTERMINATED
+from flowstage.ingest.policy_hits import TRACE_COLUMNS, TraceError, decode_policies
+from flowstage.store import Part, StoreWriter
+
+RAW_CAP = 64 * 1024  # quarantined text kept per record
+
+# Quarantine reason codes.
+INVALID_JSON = "invalid_json"
+TRUNCATED_FIRST_LINE = "truncated_first_line"
+TRUNCATED_LAST_LINE = "truncated_last_line"
+WRONG_TYPE = "wrong_type"
+NOT_A_FLOW_RECORD = "not_a_flow_record"
+STREAM_ERROR = "stream_error"
+
+_LABELS_SCHEMA = pa.schema([("key", pa.string()), ("labels", schema.LABELS), ("error", pa.string())])
+_TRACES_SCHEMA = pa.schema(
+    [("key", pa.string()), *[(c, schema.POLICY_HITS) for c in TRACE_COLUMNS], ("error", pa.string())]
+)
+
+
+@dataclass
+class BatchResult:
+    read: int = 0
+    flows: list[Part] = field(default_factory=list)
+    quarantine: list[Part] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)
+    unterminated_quarantined: bool = False
+
+    @property
+    def stored(self) -> int:
+        return sum(p.rows for p in self.flows)
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _record_text(framing: str) -> str:
+    """SQL for the JSON text of a record, given the raw line (framing prefixes removed)."""
+    if framing == S3:
+        return r"regexp_replace(text, '^[^\t\n]*\t[^\t\n]*\t', '')"
+    if framing == SSE:
+        return "substr(text, 6)"
+    return "text"
+
+
+def _is_record_line(framing: str) -> str:
+    """SQL: does this raw line hold a record (blank lines and SSE bookkeeping lines do not)?"""
+    blank = "trim(text, E' \\t\\r\\n') = ''"
+    if framing == SSE:
+        return f"NOT ({blank}) AND (starts_with(text, 'data:') OR starts_with(text, 'error:'))"
+    return f"NOT ({blank})"
+
+
+class Normaliser:
+    """Turns line tables into committed-ready parts; keeps the label and trace decodings across batches."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        con.execute(MACROS).fetchall()
+        self._labels: dict[str, tuple[list[tuple[str, str]] | None, str | None]] = {}
+        self._traces: dict[str, tuple[dict[str, Any], str | None]] = {}
+
+    def run(self, writer: StoreWriter, lines: pa.Table, fmt: str, framing: str, source_name: str,
+            at_file_start: bool) -> BatchResult:
+        family = FAMILIES[FAMILY_OF[fmt]]
+        con = self.con
+        con.register("fs_raw", lines)
+        try:
+            return self._run(writer, family, fmt, framing, source_name, at_file_start)
+        finally:
+            con.unregister("fs_raw")
+            con.execute("DROP TABLE IF EXISTS fs_parsed").fetchall()
+
+    def _run(self, writer: StoreWriter, family: Family, fmt: str, framing: str, source_name: str,
+             at_file_start: bool) -> BatchResult:
+        con = self.con
+        parse = f"TRY(json_transform({_record_text(framing)}, {_quote(family.spec_json)}))"
+        if framing == SSE:
+            parse = f"CASE WHEN starts_with(text, 'data:') THEN {parse} END"
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE fs_parsed AS
+            SELECT line_no, r, CASE
+                WHEN flag = '{INVALID_UTF8}' THEN '{INVALID_UTF8}'
+                WHEN r IS NULL THEN 'unparsed'
+                WHEN NOT ({family.identity_sql()}) THEN '{NOT_A_FLOW_RECORD}'
+                WHEN ({family.wrong_type_sql()}) IS NOT NULL THEN '{WRONG_TYPE}:' || ({family.wrong_type_sql()})
+            END AS problem
+            FROM (SELECT line_no, flag, {parse} AS r FROM fs_raw WHERE {_is_record_line(framing)})"""
+        ).fetchall()
+        result = BatchResult(read=con.execute("SELECT count(*) FROM fs_parsed").fetchone()[0])
+        bad = con.execute(
+            "SELECT p.line_no, p.problem, raw.text, raw.flag FROM fs_parsed p JOIN fs_raw raw USING (line_no) "
+            "WHERE p.problem IS NOT NULL ORDER BY p.line_no"
+        ).fetchall()
+        quarantined = [self._classify(line_no, problem, text, flag, at_file_start, framing)
+                       for line_no, problem, text, flag in bad]
+
+        labels_sql, traces_sql = self._lookups(family)
+        joins = (
+            f"LEFT JOIN fs_labels sl ON sl.key = {family.source_labels} "
+            f"LEFT JOIN fs_labels dl ON dl.key = {family.dest_labels} "
+            f"LEFT JOIN fs_traces tr ON tr.key = {family.policies}"
+        )
+        if labels_sql or traces_sql:
+            for line_no, which, error in con.execute(
+                f"""SELECT p.line_no, CASE WHEN sl.error IS NOT NULL THEN 'source_labels'
+                        WHEN dl.error IS NOT NULL THEN 'dest_labels' ELSE 'policies' END,
+                        coalesce(sl.error, dl.error, tr.error)
+                    FROM fs_parsed p {joins}
+                    WHERE p.problem IS NULL AND coalesce(sl.error, dl.error, tr.error) IS NOT NULL"""
+            ).fetchall():
+                text = con.execute("SELECT text FROM fs_raw WHERE line_no = ?", [line_no]).fetchone()[0]
+                quarantined.append((line_no, WRONG_TYPE, f"field `{which}` has the wrong type: {error}", text))
+        ok = "p.problem IS NULL AND sl.error IS NULL AND dl.error IS NULL AND tr.error IS NULL"
+        select = f"SELECT {self._columns(family, fmt, source_name)} FROM fs_parsed p {joins} WHERE {ok}"
+        result.flows = writer.write_flows(con, select)
+        if quarantined:
+            result.quarantine = self.write_quarantine(writer, quarantined, fmt, source_name)
+            result.reasons.update(reason for _, reason, _, _ in quarantined)
+            result.unterminated_quarantined = TRUNCATED_LAST_LINE in result.reasons
+        return result
+
+    # --- quarantine ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _classify(line_no: int, problem: str, text: str, flag: str | None, at_file_start: bool,
+                  framing: str) -> tuple[int, str, str, str]:
+        body = text.rstrip("\r\n")
+        if problem == INVALID_UTF8:
+            return line_no, INVALID_UTF8, "the line is not valid UTF-8 text", body
+        if problem.startswith(WRONG_TYPE):
+            name = problem.split(":", 1)[1]
+            return line_no, WRONG_TYPE, f"field `{name}` has the wrong type (expected a number or time)", body
+        if problem == NOT_A_FLOW_RECORD:
+            return line_no, NOT_A_FLOW_RECORD, "valid JSON, but none of the fields of a flow record", body
+        if framing == SSE and body.startswith("error:"):
+            return line_no, STREAM_ERROR, f"the stream reported an error: {body[6:].strip()}", body
+        record = body[5:] if framing == SSE else body
+        if framing == S3:
+            record = record.split("\t", 2)[-1]
+        try:
+            json.loads(record)
+        except ValueError as exc:
+            if at_file_start and line_no == 1 and not record.lstrip().startswith(("{", "[")):
+                return line_no, TRUNCATED_FIRST_LINE, "the file starts in the middle of a record", body
+            if flag == UNTERMINATED:
+                return line_no, TRUNCATED_LAST_LINE, f"the last line ends in the middle of a record ({exc})", body
+            return line_no, INVALID_JSON, f"not valid JSON: {exc}", body
+        return line_no, NOT_A_FLOW_RECORD, "valid JSON, but not a flow record object", body
+
+    def write_quarantine(self, writer: StoreWriter, rows: list[tuple[int, str, str, str]], fmt: str,
+                          source_name: str) -> list[Part]:
+        now = datetime.now(UTC)
+        table = pa.table(
+            {
+                "source_file": [source_name] * len(rows),
+                "source_line": [r[0] for r in rows],
+                "format": [fmt] * len(rows),
+                "reason": [r[1] for r in rows],
+                "detail": [r[2] for r in rows],
+                "raw": [r[3][:RAW_CAP] for r in rows],
+                "ingested_at": [now] * len(rows),
+            },
+            schema=schema.QUARANTINE_SCHEMA,
+        )
+        self.con.register("fs_quarantine_rows", table)
+        try:
+            return writer.write_quarantine(self.con, "SELECT * FROM fs_quarantine_rows")
+        finally:
+            self.con.unregister("fs_quarantine_rows")
+
+    # --- labels and policy traces --------------------------------------------------------------------------
+
+    def _lookups(self, family: Family) -> tuple[bool, bool]:
+        """Register `fs_labels` and `fs_traces` for this batch's distinct values; say whether any is bad."""
+        con = self.con
+        label_keys = [k for (k,) in con.execute(
+            f"SELECT DISTINCT k FROM (SELECT {family.source_labels} AS k FROM fs_parsed WHERE problem IS NULL "
+            f"UNION ALL SELECT {family.dest_labels} FROM fs_parsed WHERE problem IS NULL) WHERE k IS NOT NULL"
+        ).fetchall()]
+        trace_keys = [k for (k,) in con.execute(
+            f"SELECT DISTINCT {family.policies} FROM fs_parsed WHERE problem IS NULL AND {family.policies} IS NOT NULL"
+        ).fetchall()]
+        for key in label_keys:
+            if key not in self._labels:
+                try:
+                    self._labels[key] = (decode_labels(json.loads(key)), None)
+                except LabelsError as exc:
+                    self._labels[key] = (None, str(exc))
+        for key in trace_keys:
+            if key not in self._traces:
+                try:
+                    self._traces[key] = (decode_policies(json.loads(key)), None)
+                except (TraceError, ValueError, TypeError) as exc:
+                    self._traces[key] = (dict.fromkeys(TRACE_COLUMNS), str(exc))
+        labels = pa.table(
+            [pa.array(label_keys, pa.string()),
+             pa.array([self._labels[k][0] for k in label_keys], schema.LABELS),
+             pa.array([self._labels[k][1] for k in label_keys], pa.string())],
+            schema=_LABELS_SCHEMA,
+        )
+        traces = pa.table(
+            [pa.array(trace_keys, pa.string()),
+             *[pa.array([self._traces[k][0][c] for k in trace_keys], schema.POLICY_HITS) for c in TRACE_COLUMNS],
+             pa.array([self._traces[k][1] for k in trace_keys], pa.string())],
+            schema=_TRACES_SCHEMA,
+        )
+        con.register("fs_labels", labels)
+        con.register("fs_traces", traces)
+        return (labels.column("error").null_count < len(label_keys),
+                traces.column("error").null_count < len(trace_keys))
+
+    # --- the canonical row -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _columns(family: Family, fmt: str, source_name: str) -> str:
+        special = {
+            "source_labels": "sl.labels",
+            "dest_labels": "dl.labels",
+            **{c: f"tr.{c}" for c in TRACE_COLUMNS},
+            "format": _quote(fmt),
+            "source_file": _quote(source_name),
+            "source_line": "p.line_no",
+        }
+        exprs = []
+        for column in schema.COLUMNS:
+            sql = special.get(column.name) or family.columns.get(column.name, "NULL")
+            exprs.append(f'CAST({sql} AS {schema.duckdb_type(column.type)}) AS "{column.name}"')
+        return ",\n".join(exprs)

@@ -1,0 +1,432 @@
+"""The store folder: atomic Parquet parts, the manifest that commits them, the writer lock, and `connect()`.
+
+Readers see exactly the files `manifest.json` lists; writers stage, fsync, rename, then swap the manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from flowstage import schema
+from flowstage.errors import StoreError
+
+MANIFEST = "manifest.json"
+LOCK = ".lock"
+STAGING = ".staging"
+STORE_FORMAT = "flowstage-store"
+STORE_VERSION = 1
+RETAINED_VERSIONS = 2  # a replaced dataset version stays on disk so running readers can finish
+DEFAULT_LOCK_TIMEOUT = 30.0
+FLOWS = "flows"
+QUARANTINE = "quarantine"
+_BUILTIN = (FLOWS, QUARANTINE)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    with path.open("rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _sql_list(paths: Iterable[Path]) -> str:
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+
+
+def _empty_select(fields: pa.Schema) -> str:
+    cols = ", ".join(f'CAST(NULL AS {schema.duckdb_type(f.type)}) AS "{f.name}"' for f in fields)
+    return f"SELECT {cols} WHERE false"
+
+
+def _typed_select(fields: pa.Schema, files: list[Path]) -> str:
+    """Schema columns in schema order over the listed Parquet files (older parts may lack newer columns)."""
+    if not files:
+        return _empty_select(fields)
+    cols = ", ".join(f'CAST("{f.name}" AS {schema.duckdb_type(f.type)}) AS "{f.name}"' for f in fields)
+    return f"SELECT {cols} FROM read_parquet({_sql_list(files)}, union_by_name = true)"
+
+
+@dataclass(frozen=True)
+class Part:
+    """One committed Parquet file: its path relative to the store and its row count."""
+
+    path: str
+    rows: int
+
+
+class Store:
+    """A flowstage store folder. Open with `Store.open(path)`; query with `connect()`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    # --- opening -------------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], create: bool = False) -> Store:
+        """Open the store at `path`; with `create`, make an empty store there if there is none yet."""
+        root = Path(path).expanduser().absolute()
+        manifest = root / MANIFEST
+        if manifest.is_file():
+            store = cls(root)
+            store.manifest()  # fail early on a damaged manifest
+            return store
+        if not create:
+            if not root.exists():
+                raise StoreError(f"no store at {root}: run `flowstage ingest LOGS --store {root}` to create one")
+            raise StoreError(f"{root} is not a flowstage store (no {MANIFEST}); point --store at a store folder")
+        if root.exists() and any(p.name not in (LOCK, STAGING) for p in root.iterdir()):
+            raise StoreError(f"{root} exists and is not a flowstage store; choose an empty or new folder")
+        root.mkdir(parents=True, exist_ok=True)
+        store = cls(root)
+        with store.writer() as writer:
+            if not manifest.is_file():
+                writer.commit()
+        return store
+
+    def manifest(self) -> dict[str, Any]:
+        """The committed manifest (a fresh read: another writer may have committed since)."""
+        path = self.root / MANIFEST
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise StoreError(f"{self.root} is not a flowstage store (no {MANIFEST})") from None
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{path} is damaged ({exc}); restore it from a backup or re-ingest into a new store") from None
+        if not isinstance(data, dict) or data.get("format") != STORE_FORMAT:
+            raise StoreError(f"{path} is not a flowstage manifest")
+        if data.get("version", 0) > STORE_VERSION:
+            raise StoreError(f"{self.root} was written by a newer flowstage (store version {data['version']}); upgrade flowstage")
+        return data
+
+    # --- reading -------------------------------------------------------------------------------------------
+
+    def files(self, dataset: str, manifest: dict[str, Any] | None = None) -> list[Path]:
+        """Absolute paths of the committed files of `dataset` (flows, quarantine or a published dataset)."""
+        m = manifest or self.manifest()
+        entry = m["datasets"].get(dataset)
+        if entry is None:
+            raise StoreError(f"the store has no dataset {dataset!r} (it has: {', '.join(sorted(m['datasets']))})")
+        return [self.root / p["path"] for p in entry["files"]]
+
+    def view_sql(self, manifest: dict[str, Any] | None = None) -> dict[str, str]:
+        """Every view the store defines, name → SELECT text, in creation order."""
+        m = manifest or self.manifest()
+        views = {
+            FLOWS: _typed_select(schema.FLOW_SCHEMA, self.files(FLOWS, m)),
+            QUARANTINE: _typed_select(schema.QUARANTINE_SCHEMA, self.files(QUARANTINE, m)),
+        }
+        for entry in m["datasets"].values():
+            for view, text in entry.get("views", {}).items():
+                views[view] = self._expand(text, m)
+        return views
+
+    def _expand(self, text: str, manifest: dict[str, Any]) -> str:
+        for name in manifest["datasets"]:
+            token = "{files:" + name + "}"
+            if token in text:
+                text = text.replace(token, _sql_list(self.files(name, manifest)))
+        return text
+
+    def connect(self, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with a view per dataset; read-only unless asked otherwise.
+
+        Read-only connections cannot write files: DuckDB may only open the store's committed files, and the
+        configuration is locked, so `COPY … TO`, `EXPORT DATABASE` and re-enabling access all fail.
+        """
+        m = self.manifest()
+        con = duckdb.connect(":memory:")
+        con.execute("SET TimeZone = 'UTC'").fetchall()
+        pending = self.view_sql(m)
+        # Views may build on each other (a dataset's view reading `flows`): create until nothing is left.
+        while pending:
+            failed: dict[str, str] = {}
+            errors: list[str] = []
+            for name, text in pending.items():
+                try:
+                    con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {text}').fetchall()
+                except duckdb.Error as exc:
+                    failed[name] = text
+                    errors.append(f"{name}: {exc}")
+            if len(failed) == len(pending):
+                raise StoreError(f"views of {self.root} cannot be built: {'; '.join(errors)}")
+            pending = failed
+        _install_sql_functions(con)
+        if read_only:
+            _lock_read_only(con, [f for name in m["datasets"] for f in self.files(name, m)])
+        return con
+
+    # --- writing -------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def writer(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[StoreWriter]:
+        """Hold the store's writer lock (waiting up to `timeout` seconds for another writer to finish)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise StoreError(
+                            f"another flowstage process is writing to {self.root} (waited {timeout:g} s); "
+                            "wait for it to finish or raise --lock-timeout"
+                        ) from None
+                    time.sleep(0.1)
+            writer = StoreWriter(self)
+            writer.clean_orphans()
+            try:
+                yield writer
+            finally:
+                shutil.rmtree(writer.staging, ignore_errors=True)
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    def append_flows(self, batches: Iterable[pa.RecordBatch | pa.Table], source: str) -> int:
+        """Write canonical-schema batches as committed flow parts (one manifest swap per batch); rows written."""
+        total = 0
+        with self.writer() as writer:
+            con = duckdb.connect(":memory:")
+            try:
+                for batch in batches:
+                    table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+                    missing = [n for n in schema.COLUMN_NAMES if n not in table.column_names]
+                    if missing:
+                        raise StoreError(f"append_flows from {source}: batch lacks columns {', '.join(missing)}")
+                    if table.num_rows == 0:
+                        continue
+                    table = table.select(list(schema.COLUMN_NAMES)).cast(schema.FLOW_SCHEMA)
+                    con.register("fs_append_batch", table)
+                    parts = writer.write_flows(con, "SELECT * FROM fs_append_batch")
+                    con.unregister("fs_append_batch")
+                    rows = sum(p.rows for p in parts)
+                    entry = writer.source(source) or {"kind": "append", "records": 0}
+                    entry["records"] += rows
+                    writer.commit(flows=parts, sources={source: entry})
+                    total += rows
+            finally:
+                con.close()
+        return total
+
+    def publish(self, name: str, files: list[Path], views: dict[str, str]) -> None:
+        """Replace dataset `name` by `files` and define `views` over it (`{files:NAME}` stands for a file list).
+
+        Files move into `<store>/<name>/v<N>/` and the manifest swaps in one step; the previous version's
+        files stay until a later version replaces them, so connections opened before still read.
+        """
+        if name in _BUILTIN or not name.isidentifier():
+            raise StoreError(f"cannot publish dataset {name!r}: use a plain identifier other than {', '.join(_BUILTIN)}")
+        names = [Path(f).name for f in files]
+        if len(set(names)) != len(names):
+            raise StoreError(f"publish {name}: file names must be unique, got {names}")
+        with self.writer() as writer:
+            writer.publish(name, [Path(f) for f in files], views)
+
+
+class StoreWriter:
+    """What a writer may do while it holds the lock: stage Parquet parts and commit them with the manifest."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.root = store.root
+        self.staging = self.root / STAGING / uuid.uuid4().hex
+        self._manifest: dict[str, Any] | None = None
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        if self._manifest is None:
+            path = self.root / MANIFEST
+            self._manifest = self.store.manifest() if path.exists() else _new_manifest()
+        return self._manifest
+
+    def source(self, key: str) -> dict[str, Any] | None:
+        """What the store has consumed of an input (by absolute path or append label), or None."""
+        entry = self.manifest["sources"].get(key)
+        return dict(entry) if entry is not None else None
+
+    def sources(self) -> dict[str, dict[str, Any]]:
+        return {k: dict(v) for k, v in self.manifest["sources"].items()}
+
+    # --- orphans -------------------------------------------------------------------------------------------
+
+    def clean_orphans(self) -> None:
+        """Remove what a crashed writer left: staging folders and parts renamed in but never committed."""
+        shutil.rmtree(self.root / STAGING, ignore_errors=True)
+        if not (self.root / MANIFEST).exists():
+            return
+        keep = set()
+        for entry in self.manifest["datasets"].values():
+            keep.update(p["path"] for p in entry["files"])
+            for old in entry.get("retired", []):
+                keep.update(old)
+        for dataset in self.manifest["datasets"]:
+            folder = self.root / dataset
+            if not folder.is_dir():
+                continue
+            for path in folder.rglob("*"):
+                if path.is_file() and path.relative_to(self.root).as_posix() not in keep:
+                    path.unlink()
+            for path in sorted(folder.rglob("*"), reverse=True):
+                if path.is_dir() and not any(path.iterdir()):
+                    path.rmdir()
+
+    # --- staging -------------------------------------------------------------------------------------------
+
+    def write_flows(self, con: duckdb.DuckDBPyConnection, select_sql: str) -> list[Part]:
+        """Run `select_sql` (canonical columns) into date-partitioned parts, renamed into place, not yet committed."""
+        out = self.staging / uuid.uuid4().hex
+        self.staging.mkdir(parents=True, exist_ok=True)
+        written = con.execute(
+            f"COPY (SELECT *, coalesce(strftime(coalesce(start_time, end_time), '%Y-%m-%d'), 'unknown') AS date "
+            f"FROM ({select_sql})) TO '{out}' "
+            "(FORMAT parquet, COMPRESSION zstd, PARTITION_BY (date), FILENAME_PATTERN 'part-{uuid}', RETURN_STATS)"
+        ).fetchall()
+        return self._place(out, FLOWS, [(Path(name), rows) for name, rows, *_ in written])
+
+    def write_quarantine(self, con: duckdb.DuckDBPyConnection, select_sql: str) -> list[Part]:
+        """Run `select_sql` (quarantine columns) into one quarantine part, renamed into place, not yet committed."""
+        out = self.staging / uuid.uuid4().hex
+        out.mkdir(parents=True)
+        target = out / f"part-{uuid.uuid4().hex}.parquet"
+        written = con.execute(
+            f"COPY ({select_sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd, RETURN_STATS)"
+        ).fetchall()
+        return self._place(out, QUARANTINE, [(Path(name), rows) for name, rows, *_ in written])
+
+    def _place(self, staged: Path, dataset: str, written: list[tuple[Path, int]]) -> list[Part]:
+        """fsync each staged file and rename it to its place under `dataset` (same relative folders)."""
+        parts = []
+        for path, rows in sorted(written):
+            if rows == 0:
+                path.unlink()
+                continue
+            _fsync_file(path)
+            relative = Path(dataset) / path.parent.relative_to(staged) / path.name
+            target = self.root / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+            _fsync_dir(target.parent)
+            parts.append(Part(relative.as_posix(), rows))
+        return parts
+
+    # --- committing ----------------------------------------------------------------------------------------
+
+    def commit(self, flows: Iterable[Part] = (), quarantine: Iterable[Part] = (),
+               sources: dict[str, dict[str, Any]] | None = None) -> None:
+        """Make staged parts and source progress visible in one atomic manifest swap."""
+        m = self.manifest
+        for dataset, parts in ((FLOWS, flows), (QUARANTINE, quarantine)):
+            m["datasets"][dataset]["files"].extend({"path": p.path, "rows": p.rows} for p in parts)
+        for key, entry in (sources or {}).items():
+            m["sources"][key] = entry
+        self._write_manifest()
+
+    def publish(self, name: str, files: list[Path], views: dict[str, str]) -> None:
+        m = self.manifest
+        previous = m["datasets"].get(name)
+        version = (previous or {}).get("version", 0) + 1
+        folder = self.root / name / f"v{version}"
+        if folder.exists():
+            shutil.rmtree(folder)  # left by a publish that crashed before its commit
+        folder.mkdir(parents=True)
+        committed = []
+        for src in files:
+            if not src.is_file():
+                raise StoreError(f"publish {name}: {src} is not a file")
+            target = folder / src.name
+            try:
+                os.replace(src, target)
+            except OSError:
+                # Another filesystem: copy under a temporary name in the store, then rename into place.
+                tmp = folder / f".{src.name}.{uuid.uuid4().hex}.tmp"
+                shutil.copyfile(src, tmp)
+                _fsync_file(tmp)
+                os.replace(tmp, target)
+                src.unlink()
+            committed.append({"path": target.relative_to(self.root).as_posix()})
+        _fsync_dir(folder)
+        retired = list((previous or {}).get("retired", []))
+        if previous is not None:
+            retired.append([f["path"] for f in previous["files"]])
+        doomed = retired[:-(RETAINED_VERSIONS - 1)] if RETAINED_VERSIONS > 1 else retired
+        retired = retired[len(doomed):]
+        m["datasets"][name] = {"version": version, "files": committed, "views": dict(views), "retired": retired,
+                               "published_at": datetime.now(UTC).isoformat()}
+        self._write_manifest()
+        for old in doomed:
+            for rel in old:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.root / rel).unlink()
+            with contextlib.suppress(OSError):
+                (self.root / Path(old[0]).parent).rmdir() if old else None
+
+    def _write_manifest(self) -> None:
+        m = self.manifest
+        m["generation"] = m.get("generation", 0) + 1
+        m["updated_at"] = datetime.now(UTC).isoformat()
+        tmp = self.root / f".{MANIFEST}.{uuid.uuid4().hex}.tmp"
+        with tmp.open("w", encoding="utf-8") as fh:
+            json.dump(m, fh, indent=1, sort_keys=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.root / MANIFEST)
+        _fsync_dir(self.root)
+
+
+def _new_manifest() -> dict[str, Any]:
+    return {
+        "format": STORE_FORMAT,
+        "version": STORE_VERSION,
+        "generation": 0,
+        "datasets": {FLOWS: {"files": []}, QUARANTINE: {"files": []}},
+        "sources": {},
+    }
+
+
+def _install_sql_functions(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        sqlfuncs = importlib.import_module("flowstage.sqlfuncs")
+    except ModuleNotFoundError as exc:
+        if exc.name != "flowstage.sqlfuncs":
+            raise
+        return
+    sqlfuncs.install(con)
+
+
+def _lock_read_only(con: duckdb.DuckDBPyConnection, files: list[Path]) -> None:
+    # With external access off DuckDB opens only the listed files. Exact files, not the store folder: an
+    # allowed folder would also accept `COPY … TO` new files in it, while an allowed file cannot be
+    # overwritten because DuckDB writes through a temporary name next to it. The locked configuration keeps
+    # a query from switching access back on.
+    con.execute(f"SET allowed_paths = {_sql_list(files)}").fetchall()
+    con.execute("SET enable_external_access = false").fetchall()
+    con.execute("SET lock_configuration = true").fetchall()
+
+
+def connect(path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
+    """A read-only DuckDB connection with the views of the store at `path` (for notebooks and scripts)."""
+    return Store.open(path).connect()
