@@ -2,8 +2,10 @@
 
 `flowstage.synth.policies` writes these as the default tier's policies; `flowstage.synth.keys` logs the traces they
 produce. Each server a team manages gets a Kubernetes NetworkPolicy with one rule per allowed client, in a fixed order,
-so a trace's rule index is the client's position; some servers also carry a staged lockdown, prod namespaces may
-limit egress to an allowlist, and dev namespaces stage a default deny.
+so a trace's rule index is the client's position. Some servers also carry a staged lockdown (a StagedNetworkPolicy
+ordered before the Kubernetes policy) or a staged tighter revision of their policy (a StagedKubernetesNetworkPolicy
+that sorts before the enforced one), prod namespaces may limit egress to an allowlist, and dev namespaces stage a
+global default deny.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ class IngressPolicy:
 
     server: Workload
     rules: list[tuple[Workload | ExternalPeer, int, str]]  # (client, port, proto)
-    lockdown: bool  # a StagedNetworkPolicy `<server>-lockdown` would allow only same-namespace clients
+    lockdown: bool = False  # a StagedNetworkPolicy `<server>-lockdown` would allow only same-namespace clients
+    revision: bool = False  # a StagedKubernetesNetworkPolicy `<server>-ingress-v2` keeps all rules but the last
 
     @property
     def name(self) -> str:
@@ -59,6 +62,14 @@ class IngressPolicy:
     @property
     def lockdown_name(self) -> str:
         return f"{self.server.name}-lockdown"
+
+    @property
+    def revision_name(self) -> str:
+        return f"{self.server.name}-ingress-v2"
+
+    @property
+    def revision_rules(self) -> list[tuple[Workload | ExternalPeer, int, str]]:
+        return self.rules[:-1]
 
 
 @dataclass
@@ -107,20 +118,35 @@ class Intent:
             if server.namespace in self.staged_default_deny:
                 pending = (PolicyHit("default", "sgnp", f"default-deny-{server.namespace}", "deny", -1),)
             return action, enforced, pending
-        enforced = (PolicyHit("default", "knp", policy.name, "deny", -1, server.namespace),)
-        action = "deny"
-        for i, (client, port, proto) in enumerate(policy.rules):
-            if client is conn.client and port == conn.port and proto == conn.proto:
-                enforced = (PolicyHit("default", "knp", policy.name, "allow", i, server.namespace),)
-                action = "allow"
-                break
+        ns = server.namespace
+        allowed_by = _rule_of(policy.rules, conn)
+        if allowed_by is None:
+            # End of the default tier: the dataplane names the last enforced policy that applied (here the only one).
+            enforced = (PolicyHit("default", "knp", policy.name, "deny", -1, ns),)
+        else:
+            enforced = (PolicyHit("default", "knp", policy.name, "allow", allowed_by, ns),)
+        action = "deny" if allowed_by is None else "allow"
         pending = enforced
         if policy.lockdown:
-            same_namespace = isinstance(conn.client, Workload) and conn.client.namespace == server.namespace
-            pending = (
-                PolicyHit("default", "snp", policy.lockdown_name, "allow" if same_namespace else "deny", 0 if same_namespace else 1, server.namespace),
-            )
+            same_namespace = isinstance(conn.client, Workload) and conn.client.namespace == ns
+            pending = (PolicyHit("default", "snp", policy.lockdown_name, "allow" if same_namespace else "deny", 0 if same_namespace else 1, ns),)
+        elif policy.revision:
+            # The staged revision sorts first (same order, `-v2` < `/` in the name tie-break) and is tried first;
+            # what it does not match falls through to the enforced policy, which still allows it.
+            revised = _rule_of(policy.revision_rules, conn)
+            if revised is not None:
+                pending = (PolicyHit("default", "sknp", policy.revision_name, "allow", revised, ns),)
+            elif allowed_by is None:
+                # Pending traces come from Calico's checker, which names the tier's first policy at end of tier.
+                pending = (PolicyHit("default", "sknp", policy.revision_name, "deny", -1, ns),)
         return action, enforced, pending
+
+
+def _rule_of(rules: list[tuple[Workload | ExternalPeer, int, str]], conn: Connection) -> int | None:
+    for i, (client, port, proto) in enumerate(rules):
+        if client is conn.client and port == conn.port and proto == conn.proto:
+            return i
+    return None
 
 
 def derive_intent(cluster: Cluster) -> Intent:
@@ -136,11 +162,14 @@ def derive_intent(cluster: Cluster) -> Intent:
             clients.setdefault(id(conn.server), set()).add((conn.client, conn.port, conn.proto))
         if isinstance(conn.client, Workload) and conn.client.namespace in allowlisted:
             egress.setdefault(conn.client.namespace, set()).add((conn.server, conn.port, conn.proto))
-    for w in cluster.workloads:
-        if w.policy_managed and id(w) in clients:
-            rules = sorted(clients[id(w)], key=lambda r: (peer_sort_key(r[0]), r[1], r[2]))
-            lockdown = stable_rng(cluster.seed, "lockdown", w.ref).random() < 0.15
-            intent.ingress[id(w)] = IngressPolicy(w, rules, lockdown)
+    managed = [w for w in cluster.workloads if w.policy_managed and id(w) in clients]
+    for position, w in enumerate(managed):
+        rules = sorted(clients[id(w)], key=lambda r: (peer_sort_key(r[0]), r[1], r[2]))
+        # The first two managed servers always carry one staged change each, so every cluster has both kinds.
+        draw = stable_rng(cluster.seed, "staged", w.ref).random()
+        lockdown = position == 0 or (position > 1 and draw < 0.12)
+        revision = len(rules) > 1 and (position == 1 or (position > 1 and 0.12 <= draw < 0.22))
+        intent.ingress[id(w)] = IngressPolicy(w, rules, lockdown, revision)
     for ns, dests in egress.items():
         intent.egress[ns] = EgressAllowlist(ns, sorted(dests, key=lambda r: (peer_sort_key(r[0]), r[1], r[2])))
     intent.staged_default_deny = [ns.name for ns in cluster.namespaces if ns.labels.get("env") == "dev"]
