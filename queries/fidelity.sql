@@ -18,6 +18,7 @@
 --   replayed_decider  the decider replay names most often for these rows
 --   example_row       one such row (`row_id`, file:line) to inspect with `flowstage explain --row`
 --   meaning           what the outcome means and what to do about it
+-- Show: comparison, outcome, rows, share, logged_decider, replayed_decider, meaning
 WITH
 meanings (outcome, verdict_agrees, meaning) AS (
     VALUES

@@ -27,6 +27,7 @@
 --   denied_by         the deciding policy and rule after promotion (`policy rule N`, `policy end of tier`), or the
 --                     reason code of an unknown verdict; several are separated by `; `
 -- Parameter: $top — keep the first N rows (NULL keeps all).
+-- Show: rank, source_namespace, source_workload, dest_namespace, dest_workload, dest_port, proto, certainty, flows, why, denied_by
 WITH
 -- Calico's default failsafe ports (calico-semantics §7). Felix accepts them on host endpoints before any policy;
 -- workload endpoints have no failsafes, so a deny there is enforced.

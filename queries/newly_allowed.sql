@@ -27,6 +27,7 @@
 --   allowed_by_rule       rule index in that policy
 --   allowed_by_staged     true when that policy is one of the staged objects being promoted
 -- Parameter: $top — keep the first N rows (NULL keeps all).
+-- Show: rank, dest_namespace, dest_workload, dest_port, proto, flows, sources, top_source, denied_now_by_policy, denied_now_by_rule, allowed_by_policy, allowed_by_rule, allowed_by_staged
 WITH
 opening AS (
     SELECT DISTINCT

@@ -28,6 +28,7 @@
 --   first_seen             start of the first logging window with such traffic
 --   last_seen              end of the last one
 -- Parameter: $top — keep the first N rows (NULL keeps all).
+-- Show: rank, dest_namespace, dest_workload, dest_port, proto, flows_after_promotion, flows_today, top_source, kept_open_by, denied_without_net_by
 WITH
 held AS (
     SELECT DISTINCT

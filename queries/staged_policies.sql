@@ -15,6 +15,7 @@
 --   tier                 its tier (NULL for a Delete, which is not evaluated)
 --   promotion            what promoting it does: replaces / adds / deletes an enforced object, or nothing (not
 --                        promoted: stagedAction Learn or Ignore; a Delete whose target is not among the inputs)
+--   promotion_action     the same in one word: adds, replaces, deletes, not promoted, delete of a missing object
 --   promoted             whether promotion enforces or deletes anything for it
 --   deny_flows           flows it would deny, summed over logging windows (`num_flows`)
 --   deny_bytes           bytes of those flows, both directions
@@ -31,6 +32,7 @@
 --   dead_rules           how many of those rules decided no logged flow after promotion
 --   dead_rule_list       those rules, as direction[index] (e.g. `ingress[2]`)
 -- Parameter: $top — keep the first N rows (NULL keeps all).
+-- Show: rank, policy, promotion_action, would_break_flows, deny_flows, allow_flows, changed_flows, endpoints_selected, rules, dead_rule_list
 WITH
 steps AS (
     SELECT
@@ -54,6 +56,7 @@ objects AS (
         END AS kind,
         CASE WHEN s.action IN ('deletes', 'delete of a missing object') THEN NULL ELSE s.tier END AS tier,
         s.promotion,
+        s.action AS promotion_action,
         s.action IN ('adds', 'replaces', 'deletes') AS promoted,
         CASE WHEN s.action = 'deletes' THEN s.target_kind END AS deletes_kind,
         e.namespace, e.selector
@@ -197,7 +200,7 @@ ranked AS (
             ORDER BY COALESCE(f.would_break_flows, 0) DESC, COALESCE(f.changed_flows, 0) DESC,
                 COALESCE(f.deny_flows, 0) DESC, o.policy, o.kind
         ) AS rank,
-        o.policy, o.kind, o.tier, o.promotion, o.promoted,
+        o.policy, o.kind, o.tier, o.promotion, o.promotion_action, o.promoted,
         COALESCE(f.deny_flows, 0) AS deny_flows,
         COALESCE(f.deny_bytes, 0) AS deny_bytes,
         COALESCE(f.allow_flows, 0) AS allow_flows,

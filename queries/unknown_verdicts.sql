@@ -19,6 +19,7 @@
 --   example_row     one affected row (`row_id`, i.e. file:line) to inspect with `flowstage explain --row`
 --   remedy          what input would resolve it
 -- Parameter: $top — keep the first N rows (NULL keeps all).
+-- Show: rank, policy_set, reason, flows, allowed_today, top_pair, remedy
 WITH
 -- What resolves each reason; the same sentences as flowstage.policy.traffic.Reason.remedy.
 remedies (reason, remedy) AS (

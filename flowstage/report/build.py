@@ -51,6 +51,12 @@ class Section:
     def truncated(self) -> bool:
         return self.total_rows > self.table.num_rows
 
+    @property
+    def shown(self) -> pa.Table:
+        """The columns a terminal or Markdown table shows (the query's `-- Show:` list), in that order."""
+        columns = [c for c in self.query.shown if c in self.table.column_names]
+        return self.table.select(columns) if columns else self.table
+
 
 @dataclass(frozen=True)
 class Summary:

@@ -70,7 +70,7 @@ def _evidence(report: Report, name: str) -> tuple[str, ...]:
     section = report.sections.get(name)
     if section is None or section.table.num_rows == 0:
         return ()
-    headers, cells = display_table(section.table.slice(0, _EVIDENCE_ROWS))
+    headers, cells = display_table(section.shown.slice(0, _EVIDENCE_ROWS))
     lines = [", ".join(f"{h}={c}" for h, c in zip(headers, row, strict=True) if h != "rank") for row in cells]
     if section.total_rows > _EVIDENCE_ROWS:
         lines.append(f"… and {section.total_rows - _EVIDENCE_ROWS:,} more (flowstage report {name})")

@@ -12,7 +12,7 @@ import html
 from typing import Any
 
 from flowstage.report.build import Report, Section, format_bytes, format_time
-from flowstage.report.render import NONE, display_table
+from flowstage.report.render import NONE, display_table, numeric_columns, title
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
@@ -42,8 +42,6 @@ caption { caption-side: bottom; text-align: left; color: #5b6575; font-size: .8r
 details { color: #5b6575; font-size: .85rem; }
 .none { color: #5b6575; }
 """
-
-_NUMERIC = ("rank", "flows", "bytes", "rows", "sources", "destinations", "pairs", "share")
 
 
 def esc(value: Any) -> str:
@@ -226,14 +224,15 @@ def timeline_svg(section: Section) -> str:
 
 def _section(section: Section) -> str:
     query = section.query
-    out = [f'<section id="{esc(section.name)}">', f"<h2>{esc(query.question)}</h2>"]
+    out = [f'<section id="{esc(section.name)}">', f"<h2>{esc(title(section))}</h2>"]
     if query.description:
         out.append(f"<p>{esc(query.description)}</p>")
     if section.table.num_rows == 0:
         out.append('<p class="none">None.</p></section>')
         return "".join(out)
     headers, cells = display_table(section.table)
-    numeric = [h in _NUMERIC or h.startswith("flows") for h in headers]
+    numbers = numeric_columns(section.table)
+    numeric = [h in numbers for h in headers]
     out.append("<table><thead><tr>")
     out += [f"<th>{esc(h)}</th>" for h in headers]
     out.append("</tr></thead><tbody>")

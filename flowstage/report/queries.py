@@ -1,6 +1,11 @@
 """The report queries: discovering `queries/*.sql`, reading each file's header (question, columns), running it.
 
 A query's parameters are bound values (`$top`), never pasted into SQL text; a file is one question.
+
+Header comment of a query file: `-- Question: …` (first sentence: the question; the rest of the paragraph: how
+to read the answer), `-- Columns:` with one `--   name  meaning` line per column, and optional lines
+`-- Parameter: $name — …`, `-- Show: col, col, …` (the columns a terminal or Markdown table shows; JSON, CSV
+and HTML carry every column) and `-- Chart: bars|matrix|timeline` (how the HTML report draws it).
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ class Query:
     column_docs: dict[str, str] = field(default_factory=dict)
     parameters: tuple[str, ...] = ()  # bound parameter names used in the SQL (`$top` → "top")
     chart: str | None = None  # `bars`, `matrix`, `timeline`: how the HTML report draws it
+    shown: tuple[str, ...] = ()  # columns a terminal / Markdown table shows; empty = all
 
     def bind(self, **values: Any) -> dict[str, Any]:
         """Parameter values for this query: only the names it uses, missing ones as NULL."""
@@ -91,6 +97,7 @@ def parse_query(path: Path) -> Query:
 
     columns: dict[str, str] = {}
     chart = None
+    shown: tuple[str, ...] = ()
     in_columns = False
     current: str | None = None
     for line in header:
@@ -100,6 +107,8 @@ def parse_query(path: Path) -> Query:
             continue
         if stripped.startswith("Chart:"):
             chart = stripped.removeprefix("Chart:").strip() or None
+        if stripped.startswith("Show:"):
+            shown = tuple(c.strip() for c in stripped.removeprefix("Show:").split(",") if c.strip())
         if not in_columns:
             continue
         match = _COLUMN_LINE.match(line)
@@ -127,6 +136,7 @@ def parse_query(path: Path) -> Query:
         column_docs=columns,
         parameters=parameters,
         chart=chart,
+        shown=shown,
     )
 
 

@@ -158,27 +158,44 @@ def _port(port: Any, proto: Any) -> str:
 # --- terminal ----------------------------------------------------------------------------------------------
 
 
+def title(section: Section) -> str:
+    """A section's heading: its question, capitalised."""
+    question = section.query.question
+    return question[:1].upper() + question[1:]
+
+
 def _caption(section: Section) -> str | None:
     if section.truncated:
         return f"top {section.table.num_rows} of {section.total_rows:,} rows (--top to change)"
     return None
 
 
+def numeric_columns(table: pa.Table) -> set[str]:
+    """Columns holding counts or measures, which read best right-aligned (ranks, ports and rules are labels)."""
+    found = set()
+    for f in table.schema:
+        if (pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_decimal(f.type)) and not (
+            f.name in ("rank", "dest_port") or f.name.endswith("_rule") or f.name.endswith("_port")
+        ):
+            found.add(f.name)
+    return found
+
+
 def section_table(section: Section) -> Table:
-    headers, cells = display_table(section.table)
+    shown = section.shown
+    headers, cells = display_table(shown)
+    numeric = numeric_columns(shown)
     esc = fs_console.escape
     table = Table(
-        title=esc(section.query.question),
+        title=esc(title(section)),
         title_justify="left",
         caption=_caption(section),
         caption_justify="left",
         header_style="bold",
         expand=False,
     )
-    numeric = {h for h in headers if h in ("rank", "flows", "bytes", "rows", "sources", "destinations", "pairs")}
     for header in headers:
-        table.add_column(esc(header), justify="right" if header in numeric or header.startswith("flows") else "left",
-                         overflow="fold")
+        table.add_column(esc(header), justify="right" if header in numeric else "left", overflow="fold")
     for row in cells:
         table.add_row(*(esc(c) for c in row))
     return table
@@ -190,7 +207,7 @@ def write_terminal(report: Report, out: Console | None = None) -> None:
     for section in report.sections.values():
         out.print()
         if section.table.num_rows == 0:
-            out.print(f"[bold]{fs_console.escape(section.query.question)}[/]\n  none")
+            out.print(f"[bold]{fs_console.escape(title(section))}[/]\n  none")
             continue
         out.print(section_table(section))
 
@@ -215,12 +232,12 @@ def markdown(report: Report) -> str:
 
 def markdown_section(section: Section) -> list[str]:
     query = section.query
-    lines = [f"## {md_escape(query.question)}", ""]
+    lines = [f"## {md_escape(title(section))}", ""]
     if query.description:
         lines += [md_escape(query.description), ""]
     if section.table.num_rows == 0:
         return [*lines, "None.", ""]
-    headers, cells = display_table(section.table)
+    headers, cells = display_table(section.shown)
     lines.append("| " + " | ".join(md_escape(h) for h in headers) + " |")
     lines.append("|" + "|".join("---" for _ in headers) + "|")
     for row in cells:
