@@ -65,7 +65,7 @@ def document_records(text: str) -> tuple[pa.Table, Unreadable | None]:
             document, position = _decoder.raw_decode(text, position)
         except json.JSONDecodeError as exc:
             line = text.count("\n", 0, exc.pos) + 1
-            return _table(numbers, texts), Unreadable(len(numbers) + 1, text[position:],
+            return _table(numbers, texts), Unreadable(len(numbers) + 1, text[position:].rstrip(),
                                                       f"invalid JSON at line {line}: {exc.msg}")
         for record in _records(document):
             numbers.append(len(numbers) + 1)

@@ -1,0 +1,110 @@
+"""`flowstage ingest`: read flow-log files, folders, globs or stdin into a store and print what happened.
+
+Exit codes: 0 stored what could be read; 1 with --strict when anything was quarantined or a named file could
+not be read, and always when inputs were given but no record could be read at all; 2 usage errors.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from flowstage import console
+from flowstage.ingest import DEFAULT_BATCH_ROWS, FORMATS, IngestSummary, ingest
+from flowstage.store import DEFAULT_LOCK_TIMEOUT, Store
+
+HELP = """Read Calico flow logs into a store (created if missing).
+
+PATH may be a file, a folder (walked recursively; files that are not flow logs are skipped), a glob, or `-`
+for standard input. Formats are detected per file: Calico Enterprise/Cloud felix flows.log (plain, .gz, .zst),
+Elasticsearch/Linseed exports, S3 archives, Calico OSS Goldmane and Whisker. Records that cannot be read go
+to the store's `quarantine` view with file, line and reason. Re-running adds only what is new.
+
+Example:
+
+    flowstage ingest /var/log/calico/flowlogs/ --store flows-store
+"""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest", help=HELP)(ingest_command)
+
+
+def ingest_command(
+    paths: Annotated[list[str], typer.Argument(metavar="PATH...", help="Files, folders, globs, or - for stdin.")],
+    store: Annotated[Path, typer.Option("--store", "-s", help="Store folder (created if missing).")],
+    format: Annotated[
+        str, typer.Option("--format", "-f", help=f"auto, or force one of: {', '.join(FORMATS)}.")
+    ] = "auto",
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if any record was quarantined or a file failed.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    batch_rows: Annotated[
+        int, typer.Option("--batch-rows", help="Lines per batch: memory use grows with it, not with file size.")
+    ] = DEFAULT_BATCH_ROWS,
+    lock_timeout: Annotated[
+        float, typer.Option("--lock-timeout", help="Seconds to wait for another writer of the store.")
+    ] = DEFAULT_LOCK_TIMEOUT,
+) -> None:
+    target = Store.open(store, create=True)
+    total = sum(p.stat().st_size for p in _existing_files(paths))
+    with console.progress("ingesting", total=total or None) as bar:
+        done: dict[str, int] = {}
+
+        def advance(name: str, position: int) -> None:
+            done[name] = position
+            if bar is not None:
+                bar.update(bar.task_ids[0], completed=sum(done.values()))
+
+        summary = ingest(paths, target, format=format, batch_rows=batch_rows, lock_timeout=lock_timeout,
+                         progress=advance)
+    if as_json:
+        console.out.print_json(json.dumps(summary.to_dict()))
+    else:
+        _print_summary(summary, store)
+    raise typer.Exit(_exit_code(summary, strict))
+
+
+def _existing_files(paths: list[str]) -> list[Path]:
+    files = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            files.extend(p for p in path.rglob("*") if p.is_file())
+    return files
+
+
+def _exit_code(summary: IngestSummary, strict: bool) -> int:
+    if summary.errors and summary.read == 0:
+        return 1
+    if strict and (summary.errors or summary.quarantined):
+        return 1
+    return 0
+
+
+def _print_summary(summary: IngestSummary, store: Path) -> None:
+    table = Table(title=f"ingest into {console.escape(str(store))}", title_justify="left")
+    for column in ("file", "format", "status", "read", "stored", "quarantined"):
+        table.add_column(column, justify="right" if column in ("read", "stored", "quarantined") else "left")
+    for f in summary.files:
+        reasons = ", ".join(f"{n} {r}" for r, n in sorted(f.quarantined.items()))
+        status = f.status + (f": {f.note}" if f.note else "")
+        table.add_row(console.escape(f.source), f.format or "-", console.escape(status), str(f.read),
+                      str(f.stored), console.escape(reasons) or "0")
+    console.out.print(table)
+    quarantined = summary.quarantined
+    reasons = ", ".join(f"{r} {n}" for r, n in sorted(quarantined.items()))
+    console.out.print(
+        f"{len(summary.files)} files, {summary.read} records read, {summary.stored} stored, "
+        f"{sum(quarantined.values())} quarantined" + (f" ({reasons})" if reasons else "")
+    )
+    if quarantined:
+        console.out.print(f"see them with: flowstage sql --store {console.escape(str(store))} "
+                          "\"SELECT source_file, source_line, reason, detail FROM quarantine\"")
+    for failed in summary.errors:
+        console.err.print(f"[bold red]error:[/] {console.escape(failed.source)}: {console.escape(failed.note)}")
