@@ -104,7 +104,7 @@ class Engine:
         self._failsafe = (tuple(failsafe_inbound), tuple(failsafe_outbound))
         self.resolver = EndpointResolver(policy_set.inventory)
         self.compiler = Compiler(policy_set, *self._failsafe, cached=cache)
-        self._programs: dict[tuple[int, Direction], Program] = {}
+        self._programs: dict[Direction, dict[int, Program]] = {d: {} for d in Direction}
         self._by_subject: dict[tuple, Program] = {}
         enforced_only = policy_set.name is SetName.CURRENT
         self.forwarding_policies = tuple(
@@ -173,7 +173,8 @@ class Engine:
     def _program(self, subject: EndpointFacts, direction: Direction) -> Program:
         if not self.cache:
             return Compiler(self.policy_set, *self._failsafe, cached=False).program(subject, direction)
-        program = self._programs.get((subject.id, direction))
+        programs = self._programs[direction]
+        program = programs.get(subject.id)
         if program is None:
             signature = (
                 direction, subject.type, subject.namespace, subject.labels, subject.labels_known,
@@ -184,7 +185,7 @@ class Engine:
             if program is None:
                 program = self.compiler.program(subject, direction)
                 self._by_subject[signature] = program
-            self._programs[(subject.id, direction)] = program
+            programs[subject.id] = program
         return program
 
     def _explore(self, program: Program, ctx: FlowContext, explain: bool) -> Verdict:

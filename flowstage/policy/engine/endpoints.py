@@ -98,6 +98,8 @@ class EndpointFacts:
     id: int = field(default_factory=lambda: next(_ids))
     # Network sets owning part of this endpoint's addresses, per IP family (filled by EndpointResolver).
     network_sets: dict[int | None, tuple[tuple[EndpointFacts, bool | None], ...]] = field(default_factory=dict)
+    # Per selector (by id): whether it mentions a key this endpoint cannot tell (filled by the matchers).
+    mentions_unknown: dict[int, bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.has_unknowns = not (

@@ -13,7 +13,16 @@ from dataclasses import dataclass
 
 from flowstage.policy.engine.addresses import CIDRs
 from flowstage.policy.engine.endpoints import EndpointFacts
-from flowstage.policy.engine.match import CompiledRule, FlowContext, Tri, protocol_name, selector_value, show
+from flowstage.policy.engine.match import (
+    CompiledRule,
+    FlowContext,
+    MatcherPool,
+    ResidualRule,
+    Tri,
+    protocol_name,
+    selector_value,
+    show,
+)
 from flowstage.policy.model import (
     Action,
     Direction,
@@ -27,6 +36,7 @@ from flowstage.policy.model import (
     Tier,
 )
 from flowstage.policy.traffic import PROFILE_TIER, EndpointType, Outcome, Reason, TraceStep
+from flowstage.selector import Selector
 
 NO_PROFILE_MATCH = "__NO_MATCH__"
 FAILSAFE = "failsafe"
@@ -114,7 +124,10 @@ class FailsafeMatch:
 class PolicyStep:
     policy: Policy
     applies: Tri  # True, or the Reason its selector cannot be decided
-    rules: tuple[CompiledRule, ...]
+    rules: RuleList
+    name: str  # display name, short kind and staged-ness, looked up once per policy
+    kind: str
+    staged: bool
 
 
 @dataclass
@@ -129,7 +142,7 @@ class TierStep:
 @dataclass
 class ProfileStep:
     profile: Profile
-    rules: tuple[CompiledRule, ...]
+    rules: RuleList
 
 
 @dataclass
@@ -145,6 +158,37 @@ class Program:
     profiles: tuple[ProfileStep | Reason, ...] | None
 
 
+_CACHE_LIMIT = 4096
+
+
+class RuleList:
+    """One policy's (or profile's) rules for one direction, compiled once and shared by every subject.
+
+    `for_flow` gives the rules left once protocol, numeric ports and ICMP fields are settled, cached per
+    such L4 key: replay asks about few distinct (protocol, port) pairs, so this skips most rules cheaply.
+    """
+
+    __slots__ = ("rules", "compiled", "residual")
+
+    def __init__(self, rules: tuple[Rule, ...], compiled: tuple[CompiledRule, ...]) -> None:
+        self.rules = rules  # keeps the tuple alive: compiled lists are found by its id
+        self.compiled = compiled
+        self.residual: dict[tuple, tuple[ResidualRule, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self.compiled)
+
+    def for_flow(self, ctx: FlowContext) -> tuple[ResidualRule, ...]:
+        key = ctx.l4_key
+        found = self.residual.get(key)
+        if found is None:
+            if len(self.residual) >= _CACHE_LIMIT:
+                self.residual.clear()
+            found = tuple(r for r in (c.residual(ctx) for c in self.compiled) if r is not None)
+            self.residual[key] = found
+        return found
+
+
 @dataclass(frozen=True)
 class Where:
     """Where a decision or an unknown point sits: tier, policy (display name), short kind, rule, staged."""
@@ -154,10 +198,6 @@ class Where:
     kind: str | None = None
     rule: int | None = None
     staged: bool = False
-
-    @classmethod
-    def of(cls, tier: str, policy: Policy, rule: int | None) -> Where:
-        return cls(tier, policy.display_name, policy.kind.short, rule, policy.staged)
 
 
 @dataclass(frozen=True)
@@ -213,6 +253,7 @@ def _step(run: Run, tier: str, policy: str | None, rule: int | None, outcome: st
 def execute(program: Program, ctx: FlowContext, run: Run) -> Decision:
     """One path through the program (§5.2); unknown points are answered by `run.choose`."""
     tracing = run.trace is not None
+    l4_key = ctx.l4_key
     if program.failsafe is not None:
         hit = program.failsafe.test(ctx)
         if tracing:
@@ -229,21 +270,27 @@ def execute(program: Program, ctx: FlowContext, run: Run) -> Decision:
             stage = f" ({tier_step.stage} stage)" if tier_step.stage else ""
             _step(run, tier, None, None, "entered", f"tier {tier}{stage}: {len(tier_step.policies)} applicable "
                   f"polic{'y' if len(tier_step.policies) == 1 else 'ies'}, default action {tier_step.default_action.value}")
-        applied: list[Policy] = []
+        applied: list[PolicyStep] = []
         passed = False
         for policy_step in tier_step.policies:
             policy = policy_step.policy
             if policy_step.applies is not True:
-                where = Where.of(tier, policy, None)
+                where = Where(tier, policy_step.name, policy_step.kind, None, policy_step.staged)
                 if not run.choose(policy_step.applies, where, f"whether {policy.display_name} selects the endpoint "
                                   f"({policy.applies_to})"):
                     continue
-            applied.append(policy)
+            applied.append(policy_step)
             if tracing:
                 _step(run, tier, policy.display_name, None, "applied",
                       f"{policy.flow_log_id} selects {program.subject.display} ({policy.applies_to}); "
                       f"{len(policy_step.rules)} {program.direction.value.lower()} rule(s)")
-            for compiled in policy_step.rules:
+            if tracing:
+                rules = policy_step.rules.compiled
+            else:
+                rules = policy_step.rules.residual.get(l4_key)
+                if rules is None:
+                    rules = policy_step.rules.for_flow(ctx)
+            for compiled in rules:
                 found = compiled.match(ctx)
                 rule = compiled.rule
                 if tracing:
@@ -253,18 +300,18 @@ def execute(program: Program, ctx: FlowContext, run: Run) -> Decision:
                 if found is not True:
                     if found is False:
                         continue
-                    if not run.choose(found, Where.of(tier, policy, rule.index), f"rule {rule.index} of "
-                                      f"{policy.display_name}"):
+                    where = Where(tier, policy_step.name, policy_step.kind, rule.index, policy_step.staged)
+                    if not run.choose(found, where, f"rule {rule.index} of {policy.display_name}"):
                         continue
                 action = rule.action
                 if action is Action.LOG:
                     continue
-                if action is Action.ALLOW:
-                    return Decision(Outcome.ALLOW, Where.of(tier, policy, rule.index))
-                if action is Action.DENY:
-                    return Decision(Outcome.DENY, Where.of(tier, policy, rule.index))
+                if action is Action.ALLOW or action is Action.DENY:
+                    where = Where(tier, policy_step.name, policy_step.kind, rule.index, policy_step.staged)
+                    return Decision(Outcome.ALLOW if action is Action.ALLOW else Outcome.DENY, where)
                 passed = True  # Pass: skip the rest of this tier, its default action included
-                _step(run, tier, policy.display_name, rule.index, "pass", "Pass: continue at the next tier")
+                if tracing:
+                    _step(run, tier, policy.display_name, rule.index, "pass", "Pass: continue at the next tier")
                 break
             if passed:
                 break
@@ -275,11 +322,13 @@ def execute(program: Program, ctx: FlowContext, run: Run) -> Decision:
         # a staged trigger is what a user of the proposed set needs to see; else the first, as Calico's checker
         trigger = next((p for p in applied if p.staged), applied[0])
         if tier_step.default_action is Action.PASS:
-            _step(run, tier, trigger.display_name, -1, "end_of_tier", "end of tier: default action Pass")
+            if tracing:
+                _step(run, tier, trigger.name, -1, "end_of_tier", "end of tier: default action Pass")
             continue
-        _step(run, tier, trigger.display_name, -1, "end_of_tier",
-              f"end of tier: no policy decided; default action Deny, triggered by {trigger.flow_log_id}")
-        return Decision(Outcome.DENY, Where.of(tier, trigger, -1))
+        if tracing:
+            _step(run, tier, trigger.name, -1, "end_of_tier",
+                  f"end of tier: no policy decided; default action Deny, triggered by {trigger.policy.flow_log_id}")
+        return Decision(Outcome.DENY, Where(tier, trigger.name, trigger.kind, -1, trigger.staged))
 
     if tracing:
         for skipped in program.skipped_after:
@@ -300,7 +349,7 @@ def _profiles(program: Program, ctx: FlowContext, run: Run) -> Decision:
                 return Decision(Outcome.ALLOW, where)
             continue
         profile = profile_step.profile
-        for compiled in profile_step.rules:
+        for compiled in (profile_step.rules.compiled if tracing else profile_step.rules.for_flow(ctx)):
             found = compiled.match(ctx)
             rule = compiled.rule
             if tracing:
@@ -319,7 +368,8 @@ def _profiles(program: Program, ctx: FlowContext, run: Run) -> Decision:
                 break  # the dataplane leaves this profile and tries the next one
         if tracing and not profile_step.rules:
             _step(run, PROFILE_TIER, profile.name, None, "no_match", "profile has no rules in this direction")
-    _step(run, PROFILE_TIER, NO_PROFILE_MATCH, 0, "profile", "no profile allowed or denied: deny")
+    if tracing:
+        _step(run, PROFILE_TIER, NO_PROFILE_MATCH, 0, "profile", "no profile allowed or denied: deny")
     return Decision(Outcome.DENY, Where(PROFILE_TIER, NO_PROFILE_MATCH, "pro", 0))
 
 
@@ -327,7 +377,7 @@ def _profiles(program: Program, ctx: FlowContext, run: Run) -> Decision:
 
 
 class Compiler:
-    """Builds Programs for subjects, sharing compiled rules across subjects."""
+    """Builds Programs for subjects, sharing compiled rules (and their match caches) across subjects."""
 
     def __init__(
         self,
@@ -338,7 +388,8 @@ class Compiler:
     ) -> None:
         self.policy_set = policy_set
         self.cached = cached
-        self._rules: dict[tuple[Rule, ...], tuple[CompiledRule, ...]] = {}
+        self._rules: dict[int, RuleList] = {}
+        self.pool = MatcherPool(cached)
         self._failsafe_in = FailsafeMatch(failsafe_inbound, inbound=True)
         self._failsafe_out = FailsafeMatch(failsafe_outbound, inbound=False)
         tiers = list(policy_set.tiers)
@@ -346,36 +397,77 @@ class Compiler:
         # a tier named by policies but missing from the set still applies, after every valid tier, as Deny
         tiers += [Tier(name, None, Action.DENY, defined=False) for name in policy_set.policies if name not in known]
         self.tiers = tuple(tiers)
-        enforced_only = policy_set.name is SetName.CURRENT
-        self._candidates: dict[tuple[Direction, str], list[tuple[Tier, list[Policy]]]] = {}
-        for direction in Direction:
-            for subject_kind in ("wep", "hep"):
-                per_tier = []
-                for tier in self.tiers:
-                    chosen = [
-                        p for p in policy_set.tier_policies(tier.name)
-                        if direction in p.types
-                        and not (enforced_only and p.staged)
-                        and p.staged_action is not StagedAction.DELETE
-                        and (subject_kind == "hep" or not (p.do_not_track or p.pre_dnat))
-                        and (subject_kind == "wep" or p.kind.is_global)
-                    ]
-                    per_tier.append((tier, chosen))
-                self._candidates[(direction, subject_kind)] = per_tier
+        self._enforced_only = policy_set.name is SetName.CURRENT
+        self._candidates: dict[tuple[Direction, bool, str | None], list[tuple[Tier, list[Policy]]]] = {}
+        self._applies: dict[int, dict[int, Tri]] = {}
+        self._selectors_by_id: dict[int, Selector] = {}
+        self._selectors_by_text: dict[str, Selector] = {}
+        self._names = {id(p): (p.display_name, p.kind.short, p.staged) for p in policy_set.all_policies()}
 
-    def rules(self, rules: tuple[Rule, ...]) -> tuple[CompiledRule, ...]:
+    def rules(self, rules: tuple[Rule, ...]) -> RuleList:
         """Compiled once per distinct rule list, so matcher caches are shared by every subject."""
-        if not rules:
-            return ()
-        compiled = self._rules.get(rules)
+        compiled = self._rules.get(id(rules))
         if compiled is None:
-            compiled = tuple(CompiledRule(r, self.cached) for r in rules)
-            self._rules[rules] = compiled
+            compiled = RuleList(rules, tuple(CompiledRule(r, self.pool) for r in rules))
+            self._rules[id(rules)] = compiled
         return compiled
+
+    def candidates(self, direction: Direction, hep: bool, namespace: str | None) -> list[tuple[Tier, list[Policy]]]:
+        """Per tier, the policies that may govern such a subject in this direction, before selectors."""
+        key = (direction, hep, namespace)
+        found = self._candidates.get(key)
+        if found is None:
+            found = []
+            for tier in self.tiers:
+                found.append((tier, [
+                    p for p in self.policy_set.tier_policies(tier.name)
+                    if direction in p.types
+                    and not (self._enforced_only and p.staged)
+                    and p.staged_action is not StagedAction.DELETE
+                    # only global policies select host endpoints; untracked / preDNAT ones only those
+                    and (p.kind.is_global if hep else not (p.do_not_track or p.pre_dnat))
+                    # a namespaced policy's selector always carries its namespace (§2.4)
+                    and (p.namespace is None or p.namespace == namespace)
+                ]))
+            self._candidates[key] = found
+        return found
+
+    def _interned(self, selector: Selector) -> Selector:
+        """One object per distinct policy selector, so each is matched once per subject."""
+        found = self._selectors_by_id.get(id(selector))
+        if found is None:
+            found = self._selectors_by_text.setdefault(str(selector), selector)
+            self._selectors_by_id[id(selector)] = found
+        return found
+
+    def _applicability(self, subject: EndpointFacts) -> dict[int, Tri]:
+        """Whether each policy selects the subject, by id; one evaluation per distinct selector."""
+        found = self._applies.get(subject.id) if self.cached else None
+        if found is None:
+            found = {}
+            by_selector: dict[int, Tri] = {}
+            hep = subject.type is EndpointType.HEP
+            for direction in Direction:
+                for _, policies in self.candidates(direction, hep, subject.namespace):
+                    for policy in policies:
+                        if id(policy) in found:
+                            continue
+                        selector = self._interned(policy.applies_to)
+                        value = by_selector.get(id(selector))
+                        if value is None:
+                            value = selector_value(selector, subject, self.cached)
+                            by_selector[id(selector)] = value
+                        found[id(policy)] = value
+            if self.cached:
+                if len(self._applies) >= _CACHE_LIMIT:
+                    self._applies.clear()
+                self._applies[subject.id] = found
+        return found
 
     def program(self, subject: EndpointFacts, direction: Direction) -> Program:
         hep = subject.type is EndpointType.HEP
-        per_tier = self._candidates[(direction, "hep" if hep else "wep")]
+        per_tier = self.candidates(direction, hep, subject.namespace)
+        applicability = self._applicability(subject)
         stages: list[tuple[str, bool]] = [("", True)]
         if hep:
             stages = [("untracked", False), ("preDNAT", False), ("", True)]
@@ -387,12 +479,13 @@ class Compiler:
                 for policy in candidates:
                     if hep and (policy.do_not_track, policy.pre_dnat) != (stage == "untracked", stage == "preDNAT"):
                         continue
-                    if namespace_mismatch(policy, subject):
-                        continue
-                    applies = selector_value(policy.applies_to, subject, self.cached)
+                    applies = applicability[id(policy)]
                     if applies is False:
                         continue
-                    steps.append(PolicyStep(policy, applies, self.rules(policy.rules(direction))))
+                    name = self._names.get(id(policy))
+                    if name is None:
+                        name = self._names[id(policy)] = (policy.display_name, policy.kind.short, policy.staged)
+                    steps.append(PolicyStep(policy, applies, self.rules(policy.rules(direction)), *name))
                 if not steps:
                     if normal:
                         skipped.append(tier.name)
@@ -410,8 +503,3 @@ class Compiler:
                 for p in subject.profiles
             )
         return Program(direction, subject, failsafe, tuple(tier_steps), tuple(skipped), profiles)
-
-
-def namespace_mismatch(policy: Policy, subject: EndpointFacts) -> bool:
-    """A namespaced policy only ever governs endpoints of its namespace (its selector carries that term)."""
-    return policy.namespace is not None and policy.namespace != subject.namespace

@@ -19,7 +19,15 @@ from flowstage.policy.engine.endpoints import (
     EndpointFacts,
     EndpointResolver,
 )
-from flowstage.policy.model import PORT_PROTOCOLS, PROTOCOL_NUMBERS, EntityRule, ICMPMatch, Ports, Rule
+from flowstage.policy.model import (
+    PORT_PROTOCOLS,
+    PROTOCOL_NUMBERS,
+    EntityRule,
+    ICMPMatch,
+    IPNetwork,
+    Ports,
+    Rule,
+)
 from flowstage.policy.traffic import Reason
 
 if TYPE_CHECKING:
@@ -78,6 +86,15 @@ class FlowContext:
     icmp_type: int | None
     icmp_code: int | None
     resolver: EndpointResolver
+    l4_key: tuple = ()
+    src_key: int = 0  # per-endpoint cache keys: endpoint id and IP family folded into one int
+    dst_key: int = 0
+
+    def __post_init__(self) -> None:
+        self.l4_key = (self.proto, self.dst_port, self.src_port, self.icmp_type, self.icmp_code)
+        family = 0 if self.family is None else self.family // 3
+        self.src_key = self.src.id * 3 + family
+        self.dst_key = self.dst.id * 3 + family
 
     def with_family(self, family: int) -> FlowContext:
         return FlowContext(
@@ -112,9 +129,14 @@ def selector_value(selector: Selector, facts: EndpointFacts, cached: bool = True
     """Does `selector` match the entity's effective labels? Kleene-unknown only when unknown keys decide it."""
     if facts.owned is None:
         return Reason.LABELS_UNKNOWN
-    if facts.has_unknowns and any(facts.unknown(k) for k in selector.label_keys):
-        result = selector.evaluate(facts.labels, facts.unknown)
-        return selector_reason(selector, facts) if result is None else result
+    if facts.has_unknowns:
+        mentions = facts.mentions_unknown.get(id(selector))
+        if mentions is None:
+            mentions = any(facts.unknown(k) for k in selector.label_keys)
+            facts.mentions_unknown[id(selector)] = mentions
+        if mentions:
+            result = selector.evaluate(facts.labels, facts.unknown)
+            return selector_reason(selector, facts) if result is None else result
     return selector.matches_cached(facts.labels) if cached else selector.matches(facts.labels)
 
 
@@ -236,18 +258,16 @@ class SelectorMatch(Criterion):
 
     cacheable_by_side = True
 
-    def __init__(self, source: bool, entity_rule: EntityRule, cached: bool) -> None:
+    def __init__(self, source: bool, entity_rule: EntityRule, pool: MatcherPool) -> None:
         self.source = source
         self.entity_rule = entity_rule
-        self.matcher = EntitySelector(source, entity_rule.effective_selector, entity_rule.not_selector, cached)
-        self._results: dict[int, Tri] = {}
-        self.cached = cached
+        self.matcher, self._results = pool.selector(source, entity_rule.effective_selector, entity_rule.not_selector)
+        self.cached = pool.cached
 
     def test(self, ctx: FlowContext) -> Tri:
-        facts = ctx.src if self.source else ctx.dst
         if not self.cached:
             return self.matcher.test(ctx)
-        key = facts.id * 3 + (0 if ctx.family is None else ctx.family // 3)
+        key = ctx.src_key if self.source else ctx.dst_key
         found = self._results.get(key)
         if found is None:
             found = self.matcher.test(ctx)
@@ -297,23 +317,25 @@ class NetsMatch(Criterion):
 
     cacheable_by_side = True
 
-    def __init__(self, source: bool, cidrs: CIDRs, negate: bool) -> None:
+    def __init__(self, source: bool, cidrs: CIDRs, negate: bool, cached: bool = True) -> None:
         self.source = source
         self.cidrs = cidrs
         self.negate = negate
+        self.cached = cached
         self._results: dict[int, Tri] = {}
 
     def test(self, ctx: FlowContext) -> Tri:
-        facts = ctx.src if self.source else ctx.dst
-        key = facts.id * 3 + (0 if ctx.family is None else ctx.family // 3)
+        key = ctx.src_key if self.source else ctx.dst_key
         found = self._results.get(key)
         if found is None:
+            facts = ctx.src if self.source else ctx.dst
             inside = facts.addresses.only(ctx.family).within(self.cidrs)
             if inside is None:
                 found = Reason.SOURCE_IP_UNKNOWN if self.source else Reason.DEST_IP_UNKNOWN
             else:
                 found = inside != self.negate
-            self._results[key] = found
+            if self.cached:
+                self._results[key] = found
         return found
 
     def describe(self) -> str:
@@ -428,70 +450,92 @@ def _families(rule: Rule) -> frozenset[int]:
     return frozenset(families)
 
 
+class MatcherPool:
+    """Shares matchers, and their per-endpoint result caches, between rules with equal criteria: policy sets
+    repeat peer selectors and CIDR lists, so each (criterion, endpoint) answer is computed once."""
+
+    def __init__(self, cached: bool = True) -> None:
+        self.cached = cached
+        self._selectors: dict[tuple, tuple[EntitySelector, dict[int, Tri]]] = {}
+        self._nets: dict[tuple, NetsMatch] = {}
+
+    def selector(
+        self, source: bool, positive: Selector | None, negative: Selector | None
+    ) -> tuple[EntitySelector, dict[int, Tri]]:
+        key = (source, None if positive is None else str(positive), None if negative is None else str(negative))
+        found = self._selectors.get(key)
+        if found is None:
+            found = (EntitySelector(source, positive, negative, self.cached), {})
+            self._selectors[key] = found
+        return found
+
+    def nets(self, source: bool, nets: tuple[IPNetwork, ...], negate: bool) -> NetsMatch:
+        key = (source, nets, negate)
+        found = self._nets.get(key)
+        if found is None:
+            found = NetsMatch(source, CIDRs(nets), negate, self.cached)
+            self._nets[key] = found
+        return found
+
+
 class CompiledRule:
-    """A rule turned into its criteria, cheapest first; `match` is the Kleene AND of them."""
+    """A rule turned into its criteria, cheapest first; `match` is the Kleene AND of them.
 
-    __slots__ = ("rule", "criteria", "tests", "renders", "family_sensitive")
+    Criteria on the protocol, numeric ports and ICMP type (`l4`) depend on the flow's L4 fields alone, so
+    `residual` can settle them once per (protocol, ports, ICMP) and leave only the endpoint criteria.
+    """
 
-    def __init__(self, rule: Rule, cached: bool = True) -> None:
+    __slots__ = ("rule", "criteria", "l4", "tests", "rest_tests", "renders", "family_sensitive")
+
+    def __init__(self, rule: Rule, pool: MatcherPool | None = None) -> None:
+        pool = pool or MatcherPool()
         self.rule = rule
-        criteria: list[Criterion] = []
+        l4: list[Criterion] = []
+        rest: list[Criterion] = []
         if rule.protocol is not None:
-            criteria.append(ProtocolMatch(rule.protocol, False))
+            l4.append(ProtocolMatch(rule.protocol, False))
         if rule.not_protocol is not None:
-            criteria.append(ProtocolMatch(rule.not_protocol, True))
+            l4.append(ProtocolMatch(rule.not_protocol, True))
         if rule.icmp is not None:
-            criteria.append(ICMPTypeMatch(rule.icmp, False))
+            l4.append(ICMPTypeMatch(rule.icmp, False))
         if rule.not_icmp is not None:
-            criteria.append(ICMPTypeMatch(rule.not_icmp, True))
+            l4.append(ICMPTypeMatch(rule.not_icmp, True))
         for source, side in ((False, rule.destination), (True, rule.source)):
-            named = EntitySelector(source, side.effective_selector, None, cached)
-            if side.ports is not None:
-                criteria.append(PortsMatch(source, side.ports, False, named))
-            if side.not_ports is not None:
-                criteria.append(PortsMatch(source, side.not_ports, True, named))
+            named = pool.selector(source, side.effective_selector, None)[0]
+            for ports, negate in ((side.ports, False), (side.not_ports, True)):
+                if ports is not None:
+                    (rest if ports.names else l4).append(PortsMatch(source, ports, negate, named))
         for source, side in ((True, rule.source), (False, rule.destination)):
             if side.effective_selector is not None or side.not_selector is not None:
-                criteria.append(SelectorMatch(source, side, cached))
+                rest.append(SelectorMatch(source, side, pool))
             if side.nets:
-                criteria.append(NetsMatch(source, CIDRs(side.nets), False))
+                rest.append(pool.nets(source, side.nets, False))
             if side.not_nets:
-                criteria.append(NetsMatch(source, CIDRs(side.not_nets), True))
+                rest.append(pool.nets(source, side.not_nets, True))
             if side.services is not None:
-                criteria.append(ServicesMatch(source, side.services.name, side.services.namespace))
-        self.criteria = tuple(criteria)
-        self.tests: tuple[Callable[[FlowContext], Tri], ...] = tuple(c.test for c in criteria)
+                rest.append(ServicesMatch(source, side.services.name, side.services.namespace))
+        self.l4 = tuple(l4)
+        self.criteria = tuple(l4 + rest)
+        self.tests: tuple[Callable[[FlowContext], Tri], ...] = tuple(c.test for c in self.criteria)
+        self.rest_tests: tuple[Callable[[FlowContext], Tri], ...] = tuple(c.test for c in rest)
         self.renders = _families(rule)
         has_nets = any(side.nets or side.not_nets for side in (rule.source, rule.destination))
         self.family_sensitive = has_nets or self.renders != frozenset({4, 6})
 
     def match(self, ctx: FlowContext) -> Tri:
-        if self.family_sensitive:
-            if ctx.family is None:
-                return self._either_family(ctx)
-            if ctx.family not in self.renders:
-                return False
+        return _match(self, self.tests, True, ctx)
+
+    def residual(self, ctx: FlowContext) -> ResidualRule | None:
+        """This rule with its L4 criteria settled for the flow's protocol, ports and ICMP fields;
+        None when they rule it out."""
         first: Tri = True
-        for test in self.tests:
-            found = test(ctx)
-            if found is True:
-                continue
+        for criterion in self.l4:
+            found = criterion.test(ctx)
             if found is False:
-                return False
+                return None
             if first is True:
                 first = found
-        return first
-
-    def _either_family(self, ctx: FlowContext) -> Tri:
-        v4 = self.match(ctx.with_family(4))
-        v6 = self.match(ctx.with_family(6))
-        if v4 == v6:
-            return v4
-        if not isinstance(v4, bool):
-            return v4
-        if not isinstance(v6, bool):
-            return v6
-        return Reason.IP_VERSION_UNKNOWN
+        return ResidualRule(self, first)
 
     def explain(self, ctx: FlowContext) -> str:
         """Every criterion with its answer, e.g. `protocol TCP: yes; destination ports [8080]: no (port 80)`."""
@@ -514,3 +558,69 @@ class CompiledRule:
         if self.rule.http is not None:
             parts.append("http match ignored (felix's L3/L4 dataplane does not evaluate it)")
         return "; ".join(parts)
+
+
+class ResidualRule:
+    """A compiled rule whose L4 criteria are already answered (`first`: True or the Reason they left).
+
+    `match` is chosen once: the lone remaining test itself when there is one, so the common case costs a
+    single call.
+    """
+
+    __slots__ = ("compiled", "rule", "first", "tests", "match")
+
+    def __init__(self, compiled: CompiledRule, first: Tri) -> None:
+        self.compiled = compiled
+        self.rule = compiled.rule
+        self.first = first
+        self.tests = compiled.rest_tests
+        self.match: Callable[[FlowContext], Tri] = self._generic
+        if first is True and not compiled.family_sensitive:
+            if not self.tests:
+                self.match = _always
+            elif len(self.tests) == 1:
+                self.match = self.tests[0]
+
+    @property
+    def family_sensitive(self) -> bool:
+        return self.compiled.family_sensitive
+
+    @property
+    def renders(self) -> frozenset[int]:
+        return self.compiled.renders
+
+    def _generic(self, ctx: FlowContext) -> Tri:
+        return _match(self, self.tests, self.first, ctx)
+
+    def explain(self, ctx: FlowContext) -> str:
+        return self.compiled.explain(ctx)
+
+
+def _always(ctx: FlowContext) -> Tri:
+    return True
+
+
+def _match(rule: CompiledRule | ResidualRule, tests: tuple, first: Tri, ctx: FlowContext) -> Tri:
+    """Kleene AND of the tests (after `first`), for the flow's IP family or, when unknown, for both."""
+    if rule.family_sensitive:
+        if ctx.family is None:
+            v4 = _match(rule, tests, first, ctx.with_family(4))
+            v6 = _match(rule, tests, first, ctx.with_family(6))
+            if v4 == v6:
+                return v4
+            if not isinstance(v4, bool):
+                return v4
+            if not isinstance(v6, bool):
+                return v6
+            return Reason.IP_VERSION_UNKNOWN
+        if ctx.family not in rule.renders:
+            return False
+    for test in tests:
+        found = test(ctx)
+        if found is True:
+            continue
+        if found is False:
+            return False
+        if first is True:
+            first = found
+    return first
