@@ -2,7 +2,7 @@
 -- Two comparisons, row by row (the `fidelity` view): `current` compares the replayed current verdict and its
 -- deciding policy with the logged action and enforced trace; `pending` compares the replayed pending verdict
 -- with the logged `pending_policies` trace (Calico's own evaluation of the staged policies). One row per
--- comparison and outcome: agreement first, then each disagreement reason, by rows.
+-- comparison, outcome and verdict agreement: agreement first, then each disagreement reason, by rows.
 --
 -- Counting: rows, not connections — each reporter's record is its own observation of the dataplane's decision,
 -- so a connection logged by both ends is two observations here.
@@ -10,7 +10,8 @@
 -- Columns:
 --   comparison        `current` (logged action and enforced trace) or `pending` (logged pending trace)
 --   outcome           `agree`, or the reason code of the disagreement
---   verdict_agrees    whether the replayed and logged verdicts agree for these rows (NULL: nothing to compare)
+--   verdict_agrees    whether the replayed and logged verdicts agree for these rows (NULL: nothing to compare);
+--                     a disagreement on the deciding policy can come with the same verdict
 --   rows              rows with this outcome
 --   share             rows / all rows of this comparison
 --   flows             `num_flows` summed over those rows
@@ -18,30 +19,28 @@
 --   replayed_decider  the decider replay names most often for these rows
 --   example_row       one such row (`row_id`, file:line) to inspect with `flowstage explain --row`
 --   meaning           what the outcome means and what to do about it
--- Show: comparison, outcome, rows, share, logged_decider, replayed_decider, meaning
+-- Show: comparison, outcome, verdict_agrees, rows, share, logged_decider, replayed_decider, meaning
 WITH
-meanings (outcome, verdict_agrees, meaning) AS (
+meanings (outcome, meaning) AS (
     VALUES
-        ('agree', TRUE, 'replayed verdict and deciding policy match the log'),
-        ('different_deciding_policy', TRUE,
+        ('agree', 'replayed verdict and deciding policy match the log'),
+        ('different_deciding_policy',
             'same verdict, but another policy, rule or tier decided: check policy order and tiers against the cluster'),
-        ('verdict_differs', FALSE,
-            'replay reaches another verdict although every logged policy was supplied: the supplied policies differ from what was enforced when the row was logged (changed since?), or the model is wrong — inspect with flowstage explain'),
-        ('policy_not_supplied', FALSE,
+        ('verdict_differs',
+            'replay reaches another verdict although every logged policy was supplied: the supplied policies differ from what was enforced when the row was logged (changed since?), or the model is wrong; inspect with flowstage explain'),
+        ('policy_not_supplied',
             'the log names a policy the supplied files lack: pass every policy in force (kubectl get globalnetworkpolicies,networkpolicies -A -o yaml)'),
-        ('unknown_verdict', CAST(NULL AS BOOLEAN),
-            'replay could not decide: see unknown_verdicts for the missing input'),
-        ('no_logged_trace', CAST(NULL AS BOOLEAN),
+        ('unknown_verdict', 'replay could not decide: see unknown_verdicts for the missing input'),
+        ('no_logged_trace',
             'the row carries no pending_policies trace to compare with (older Calico, or policies not logged)'),
-        ('no_logged_verdict', CAST(NULL AS BOOLEAN),
-            'the logged trace does not end in allow or deny'),
-        ('not_replayed', CAST(NULL AS BOOLEAN),
-            'the row was ingested after the replay ran: run flowstage replay again')
+        ('no_logged_verdict', 'the logged trace does not end in allow or deny'),
+        ('not_replayed', 'the row was ingested after the replay ran: run flowstage replay again')
 ),
 observations AS (
     SELECT
         'current' AS comparison,
         COALESCE(current_disagreement, 'agree') AS outcome,
+        current_agrees AS verdict_agrees,
         COALESCE(num_flows, 0) AS flows,
         logged_tier || '/' || logged_policy || CASE WHEN logged_rule = -1 THEN ' end of tier'
             ELSE ' rule ' || CAST(logged_rule AS VARCHAR) END AS logged_decider,
@@ -53,6 +52,7 @@ observations AS (
     SELECT
         'pending' AS comparison,
         COALESCE(pending_disagreement, 'agree') AS outcome,
+        pending_agrees AS verdict_agrees,
         COALESCE(num_flows, 0) AS flows,
         logged_pending_tier || '/' || logged_pending_policy || CASE WHEN logged_pending_rule = -1 THEN ' end of tier'
             ELSE ' rule ' || CAST(logged_pending_rule AS VARCHAR) END AS logged_decider,
@@ -62,30 +62,34 @@ observations AS (
     FROM fidelity
 ),
 outcomes AS (
-    SELECT comparison, outcome, count(*) AS rows, sum(flows) AS flows, min(row_id) AS example_row
+    SELECT comparison, outcome, verdict_agrees, count(*) AS rows, sum(flows) AS flows, min(row_id) AS example_row
     FROM observations
-    GROUP BY comparison, outcome
+    GROUP BY comparison, outcome, verdict_agrees
 ),
 logged_deciders AS (
     SELECT
-        comparison, outcome, logged_decider,
-        row_number() OVER (PARTITION BY comparison, outcome ORDER BY count(*) DESC, logged_decider) AS pick
+        comparison, outcome, verdict_agrees, logged_decider,
+        row_number() OVER (
+            PARTITION BY comparison, outcome, verdict_agrees ORDER BY count(*) DESC, logged_decider
+        ) AS pick
     FROM observations
     WHERE logged_decider IS NOT NULL
-    GROUP BY comparison, outcome, logged_decider
+    GROUP BY comparison, outcome, verdict_agrees, logged_decider
 ),
 replayed_deciders AS (
     SELECT
-        comparison, outcome, replayed_decider,
-        row_number() OVER (PARTITION BY comparison, outcome ORDER BY count(*) DESC, replayed_decider) AS pick
+        comparison, outcome, verdict_agrees, replayed_decider,
+        row_number() OVER (
+            PARTITION BY comparison, outcome, verdict_agrees ORDER BY count(*) DESC, replayed_decider
+        ) AS pick
     FROM observations
     WHERE replayed_decider IS NOT NULL
-    GROUP BY comparison, outcome, replayed_decider
+    GROUP BY comparison, outcome, verdict_agrees, replayed_decider
 )
 SELECT
     o.comparison,
     o.outcome,
-    m.verdict_agrees,
+    o.verdict_agrees,
     o.rows,
     CAST(o.rows AS DOUBLE) / sum(o.rows) OVER (PARTITION BY o.comparison) AS share,
     o.flows,
@@ -95,6 +99,10 @@ SELECT
     COALESCE(m.meaning, 'see the fidelity view') AS meaning
 FROM outcomes AS o
 LEFT JOIN meanings AS m ON m.outcome = o.outcome
-LEFT JOIN logged_deciders AS l ON l.comparison = o.comparison AND l.outcome = o.outcome AND l.pick = 1
-LEFT JOIN replayed_deciders AS r ON r.comparison = o.comparison AND r.outcome = o.outcome AND r.pick = 1
-ORDER BY o.comparison, CASE WHEN o.outcome = 'agree' THEN 0 ELSE 1 END, o.rows DESC, o.outcome
+LEFT JOIN logged_deciders AS l
+    ON l.comparison = o.comparison AND l.outcome = o.outcome
+    AND l.verdict_agrees IS NOT DISTINCT FROM o.verdict_agrees AND l.pick = 1
+LEFT JOIN replayed_deciders AS r
+    ON r.comparison = o.comparison AND r.outcome = o.outcome
+    AND r.verdict_agrees IS NOT DISTINCT FROM o.verdict_agrees AND r.pick = 1
+ORDER BY o.comparison, CASE WHEN o.outcome = 'agree' THEN 0 ELSE 1 END, o.rows DESC, o.outcome, o.verdict_agrees

@@ -128,7 +128,7 @@ pairs AS (
 reasons AS (
     SELECT p.*, f.proto || ':' || CAST(f.port AS VARCHAR) || ' is a Calico failsafe port (' || f.purpose || ', '
         || f.lists || ')' || CASE WHEN p.source_type = 'hep' OR p.dest_type = 'hep'
-            THEN '' ELSE '; failsafes protect host endpoints only, so this deny would be enforced' END AS why
+            THEN '' ELSE ', but failsafes cover host endpoints only' END AS why
     FROM pairs AS p JOIN failsafe_ports AS f ON p.proto = f.proto AND p.dest_port = f.port
     UNION ALL
     SELECT p.*, 'DNS: ' || p.proto || ':' || CAST(p.dest_port AS VARCHAR) AS why
