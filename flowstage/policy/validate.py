@@ -761,7 +761,8 @@ def _check_kubernetes_port(value: Any, path: Path, report: ObjectReport) -> None
         report.error((*path, "protocol"), f"unknown protocol {protocol!r}: use TCP, UDP or SCTP")
     port = value.get("port")
     numeric = False
-    if isinstance(port, str) and not port.isdigit():
+    # A quoted port is a name to Kubernetes, even "80" (IntOrString keeps the string).
+    if isinstance(port, str):
         if (
             len(port) > 15
             or not _IANA_SERVICE_NAME.match(port)
@@ -770,13 +771,11 @@ def _check_kubernetes_port(value: Any, path: Path, report: ObjectReport) -> None
         ):
             report.error(
                 (*path, "port"),
-                f"'{port}' is not a valid port name: up to 15 lower-case letters, "
-                "digits and '-', with at least one letter",
+                f"'{port}' is not a valid port name: up to 15 lower-case letters, digits and '-', with at least "
+                "one letter (write a number without quotes)",
             )
     elif port is not None:
-        numeric = _check_int(
-            int(port) if isinstance(port, str) else port, 1, 65535, (*path, "port"), report, "port"
-        )
+        numeric = _check_int(port, 1, 65535, (*path, "port"), report, "port")
     end = value.get("endPort")
     if end is not None:
         if port is None or not numeric:
