@@ -558,7 +558,8 @@ def pod(doc: Mapping[str, Any], pod_namespace: str, origin: SourceRef) -> Pod:
             port = named_port(_map(raw), "containerPort")
             if port is not None:
                 ports.append(port)
-    account = _text(spec.get("serviceAccountName")) or _text(spec.get("serviceAccount"))
+    # The API server's ServiceAccount admission gives every pod one: "default" unless named.
+    account = _text(spec.get("serviceAccountName")) or _text(spec.get("serviceAccount")) or "default"
     return Pod(
         namespace=pod_namespace,
         name=str(meta["name"]),
