@@ -92,6 +92,8 @@ class Store:
             store = cls(root)
             store.manifest()  # fail early on a damaged manifest
             return store
+        if root.exists() and not root.is_dir():
+            raise StoreError(f"{root} is a file, not a store folder; point --store at a folder")
         if not create:
             if not root.exists():
                 raise StoreError(f"no store at {root}: run `flowstage ingest LOGS --store {root}` to create one")

@@ -65,6 +65,8 @@ def ingest_command(
         console.out.print_json(json.dumps(summary.to_dict()))
     else:
         _print_summary(summary, store)
+    for failed in summary.errors:
+        console.err.print(f"[bold red]error:[/] {console.escape(failed.source)}: {console.escape(failed.note)}")
     raise typer.Exit(_exit_code(summary, strict))
 
 
@@ -90,7 +92,8 @@ def _exit_code(summary: IngestSummary, strict: bool) -> int:
 def _print_summary(summary: IngestSummary, store: Path) -> None:
     table = Table(title=f"ingest into {console.escape(str(store))}", title_justify="left")
     for column in ("file", "format", "status", "read", "stored", "quarantined"):
-        table.add_column(column, justify="right" if column in ("read", "stored", "quarantined") else "left")
+        numeric = column in ("read", "stored", "quarantined")
+        table.add_column(column, justify="right" if numeric else "left", overflow="fold")
     for f in summary.files:
         reasons = ", ".join(f"{n} {r}" for r, n in sorted(f.quarantined.items()))
         status = f.status + (f": {f.note}" if f.note else "")
@@ -106,5 +109,3 @@ def _print_summary(summary: IngestSummary, store: Path) -> None:
     if quarantined:
         console.out.print(f"see them with: flowstage sql --store {console.escape(str(store))} "
                           "\"SELECT source_file, source_line, reason, detail FROM quarantine\"")
-    for failed in summary.errors:
-        console.err.print(f"[bold red]error:[/] {console.escape(failed.source)}: {console.escape(failed.note)}")

@@ -1,0 +1,143 @@
+"""The store folder: what readers see is what the manifest lists; writers are atomic, exclusive and clean up."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from flowstage import schema
+from flowstage.errors import StoreError
+from flowstage.ingest import ingest
+from flowstage.store import Store, connect
+
+RECORD = {"start_time": 1700000000, "end_time": 1700000300, "source_name_aggr": "a-*", "dest_name_aggr": "b-*",
+          "proto": "tcp", "action": "allow", "reporter": "src"}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    log = tmp_path / "flows.log"
+    log.write_text(json.dumps(RECORD) + "\n" + json.dumps({**RECORD, "start_time": 1700090000}) + "\n")
+    store = Store.open(tmp_path / "store", create=True)
+    ingest([str(log)], store)
+    return store
+
+
+def test_layout_manifest_and_date_partitions(store: Store):
+    manifest = json.loads((store.root / "manifest.json").read_text())
+    files = [f["path"] for f in manifest["datasets"]["flows"]["files"]]
+    assert sorted(Path(f).parent.name for f in files) == ["date=2023-11-14", "date=2023-11-15"]
+    assert all(Path(f).name.startswith("part-") and f.endswith(".parquet") for f in files)
+    assert sum(f["rows"] for f in manifest["datasets"]["flows"]["files"]) == 2
+
+
+def test_views_have_the_canonical_schema(store: Store):
+    con = store.connect()
+    described = con.execute("DESCRIBE flows").fetchall()
+    assert [(name, kind.replace('"', "")) for name, kind, *_ in described] == [
+        (c.name, schema.duckdb_type(c.type).replace('"', "")) for c in schema.COLUMNS]
+    assert [r[0] for r in con.execute("DESCRIBE quarantine").fetchall()] == schema.QUARANTINE_SCHEMA.names
+
+
+def test_open_refuses_missing_and_foreign_folders(tmp_path: Path):
+    with pytest.raises(StoreError, match="no store at"):
+        Store.open(tmp_path / "nowhere")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("hi")
+    with pytest.raises(StoreError, match="not a flowstage store"):
+        Store.open(tmp_path / "other")
+    with pytest.raises(StoreError, match="not a flowstage store"):
+        Store.open(tmp_path / "other", create=True)
+
+
+def test_a_crashed_writer_leaves_nothing_visible_and_the_next_writer_cleans_up(store: Store):
+    # A writer renamed a part into place and died before its manifest swap, and left a staging folder.
+    orphan = store.root / "flows" / "date=2023-11-14" / "part-orphan.parquet"
+    duckdb.connect().execute(f"COPY (SELECT * FROM read_parquet('{store.files('flows')[0]}')) TO '{orphan}'").fetchall()
+    staging = store.root / ".staging" / "dead"
+    staging.mkdir(parents=True)
+    (staging / "half.parquet").write_bytes(b"PAR1 half written")
+    assert store.connect().execute("SELECT count(*) FROM flows").fetchone()[0] == 2
+    with store.writer():
+        pass
+    assert not orphan.exists()
+    assert not (store.root / ".staging").exists()
+    assert store.connect().execute("SELECT count(*) FROM flows").fetchone()[0] == 2
+
+
+def test_second_writer_waits_then_refuses(store: Store):
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with store.writer():
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait(10)
+    try:
+        with pytest.raises(StoreError, match="another flowstage process is writing"), store.writer(timeout=0.3):
+            pass
+    finally:
+        release.set()
+        thread.join()
+    with store.writer(timeout=1):
+        pass
+
+
+def test_read_only_connection_cannot_write_files(store: Store, tmp_path: Path):
+    con = store.connect()
+    target = store.root / "flows" / "injected.parquet"
+    for statement in (f"COPY (SELECT 1) TO '{target}'", f"COPY (SELECT 1) TO '{tmp_path / 'out.csv'}'",
+                      f"COPY flows TO '{store.files('flows')[0]}'", f"EXPORT DATABASE '{tmp_path / 'dump'}'"):
+        with pytest.raises(duckdb.Error):
+            con.execute(statement).fetchall()
+    with pytest.raises(duckdb.Error):
+        con.execute("SET enable_external_access = true").fetchall()
+    assert not target.exists() and not (tmp_path / "out.csv").exists()
+    assert con.execute("SELECT count(*) FROM flows").fetchone()[0] == 2
+    assert connect(store.root).execute("SELECT count(*) FROM flows").fetchone()[0] == 2
+
+
+def _verdicts(tmp_path: Path, name: str, value: int) -> Path:
+    path = tmp_path / name
+    duckdb.connect().execute(f"COPY (SELECT {value} AS verdict) TO '{path}'").fetchall()
+    return path
+
+
+def test_publish_defines_views_and_keeps_the_previous_version_for_running_readers(store: Store, tmp_path: Path):
+    views = {"replay": "SELECT * FROM read_parquet({files:verdicts})",
+             "replay_count": "SELECT count(*) AS n FROM replay"}
+    store.publish("verdicts", [_verdicts(tmp_path, "a.parquet", 1)], views)
+    reader = store.connect()
+    assert reader.execute("SELECT verdict FROM replay").fetchall() == [(1,)]
+    store.publish("verdicts", [_verdicts(tmp_path, "b.parquet", 2)], views)
+    assert reader.execute("SELECT verdict FROM replay").fetchall() == [(1,)]  # opened before: still reads v1
+    assert store.connect().execute("SELECT verdict FROM replay").fetchall() == [(2,)]
+    assert store.connect().execute("SELECT n FROM replay_count").fetchall() == [(1,)]
+    store.publish("verdicts", [_verdicts(tmp_path, "c.parquet", 3)], views)
+    assert sorted(p.name for p in (store.root / "verdicts").iterdir()) == ["v2", "v3"]
+
+
+def test_publish_refuses_builtin_names(store: Store, tmp_path: Path):
+    with pytest.raises(StoreError):
+        store.publish("flows", [_verdicts(tmp_path, "a.parquet", 1)], {})
+
+
+def test_append_flows_writes_canonical_batches(store: Store):
+    table = pa.Table.from_pylist(
+        [{"start_time": pa.scalar(1700200000_000000, pa.timestamp("us", tz="UTC")).as_py(), "proto": "udp",
+          "format": "synth", "source_line": i} for i in range(3)],
+        schema=schema.FLOW_SCHEMA,
+    )
+    assert store.append_flows([table, table.to_batches()[0]], source="synth:test") == 6
+    con = store.connect()
+    assert con.execute("SELECT count(*) FROM flows WHERE format = 'synth'").fetchone()[0] == 6
+    assert store.manifest()["sources"]["synth:test"]["records"] == 6
