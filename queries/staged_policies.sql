@@ -145,12 +145,12 @@ endpoints AS (
     FROM (
         SELECT source_type AS type, source_namespace AS namespace,
             COALESCE(source_name_aggr, source_name, source_ip) AS workload, source_labels AS labels
-        FROM replay
+        FROM flows
         WHERE source_type IN ('wep', 'hep') AND source_labels IS NOT NULL
         UNION ALL
         SELECT dest_type AS type, dest_namespace AS namespace,
             COALESCE(dest_name_aggr, dest_name, dest_ip) AS workload, dest_labels AS labels
-        FROM replay
+        FROM flows
         WHERE dest_type IN ('wep', 'hep') AND dest_labels IS NOT NULL
     ) AS seen
     GROUP BY type, namespace, workload

@@ -11,6 +11,8 @@
 --   dest_namespace    namespace of the server; NULL for host endpoints, global network sets and external networks
 --   dest_workload     the server: pod name prefix without the ReplicaSet hash (`backend`), host endpoint or node,
 --                     network set, or `pub` / `pvt` for addresses Calico does not own
+--   dest_labels       the server's labels as logged (for aggregated rows: the labels its pods share), which the
+--                     staged policy's selector matched
 --   dest_port         destination port after DNAT; NULL when not logged
 --   proto             L4 protocol (tcp, udp, …)
 --   flows             connections that would be denied, summed over logging windows (`num_flows`)
@@ -36,6 +38,21 @@ breaking AS (
         proposed_tier, proposed_policy, proposed_rule, proposed_staged
     FROM replay
     WHERE would_break
+),
+labelled AS (
+    -- Labels stay out of `breaking`: maps cannot be compared, so they cannot take part in DISTINCT.
+    SELECT dest_namespace, dest_workload, dest_port, proto, any_value(dest_labels) AS dest_labels
+    FROM (
+        SELECT
+            dest_namespace,
+            CASE WHEN dest_type = 'wep'
+                THEN regexp_replace(COALESCE(dest_name_aggr, dest_name), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '')
+                ELSE COALESCE(dest_name_aggr, dest_name, dest_ip) END AS dest_workload,
+            dest_port, proto, dest_labels
+        FROM replay
+        WHERE would_break
+    ) AS r
+    GROUP BY dest_namespace, dest_workload, dest_port, proto
 ),
 named AS (
     SELECT
@@ -107,7 +124,7 @@ ranked AS (
         row_number() OVER (
             ORDER BY d.flows DESC, d.bytes DESC, d.dest_namespace, d.dest_workload, d.dest_port, d.proto
         ) AS rank,
-        d.dest_namespace, d.dest_workload, d.dest_port, d.proto,
+        d.dest_namespace, d.dest_workload, l.dest_labels, d.dest_port, d.proto,
         d.flows, d.bytes, d.sources, d.top_source, d.first_seen, d.last_seen,
         p.proposed_tier AS denied_by_tier,
         p.proposed_policy AS denied_by_policy,
@@ -120,6 +137,11 @@ ranked AS (
         AND p.dest_workload IS NOT DISTINCT FROM d.dest_workload
         AND p.dest_port IS NOT DISTINCT FROM d.dest_port
         AND p.proto IS NOT DISTINCT FROM d.proto
+    JOIN labelled AS l
+        ON l.dest_namespace IS NOT DISTINCT FROM d.dest_namespace
+        AND l.dest_workload IS NOT DISTINCT FROM d.dest_workload
+        AND l.dest_port IS NOT DISTINCT FROM d.dest_port
+        AND l.proto IS NOT DISTINCT FROM d.proto
 )
 SELECT *
 FROM ranked

@@ -13,6 +13,7 @@ import typer
 from flowstage import console
 from flowstage.cli.policies import print_problems
 from flowstage.policy.promote import PromotionError, PromotionPlan, plan_promotion
+from flowstage.report.check import gate_promotion
 
 
 def _report(plan: PromotionPlan, written: list[Path] | None) -> None:
@@ -48,16 +49,26 @@ def promote(
         typer.Option(
             "--deletions",
             metavar="FILE",
-            help="Where to list objects to delete (default DIR/deletions.yaml).",
+            help="Where to list objects to delete (default DIR/deletions.txt).",
         ),
     ] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option("--store", help="Refuse unless `flowstage check` passes on this store's replay of PATH."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Promote even when the --store check fails.")] = False,
 ) -> None:
     """Promote every staged policy: DIR becomes the whole policy set as it would be after promotion.
 
-    Staged objects with stagedAction Set lose the word Staged (a StagedKubernetesNetworkPolicy becomes a networking.k8s.io/v1 NetworkPolicy) and their stagedAction, keeping key order, comments and quoting; the enforced objects they replace are left out. Delete objects become entries in a deletions file (apply it with kubectl delete -f); Learn and Ignore objects are not promoted. Every other object and file is copied unchanged.
+    Staged objects with stagedAction Set lose the word Staged (a StagedKubernetesNetworkPolicy becomes a networking.k8s.io/v1 NetworkPolicy) and their stagedAction, keeping key order, comments and quoting; the enforced objects they replace are left out. Delete objects become entries in DIR/deletions.txt, for kubectl delete -f (never apply it); Learn and Ignore objects are not promoted. Every other object and file is copied unchanged.
 
     Example: flowstage promote policies/ --output promoted/ --dry-run
+
+    Example: flowstage promote policies/ --output promoted/ --store demo-store
     """
+    if store is not None:
+        for reason in gate_promotion(store, paths, force=force):
+            console.err.print(console.escape(f"warning (--force): {reason}"), soft_wrap=True)
     try:
         plan = plan_promotion(paths, output, deletions)
     except PromotionError as err:

@@ -16,7 +16,7 @@ from xml.etree import ElementTree as ET
 import duckdb
 
 from flowstage.errors import FlowstageError
-from flowstage.report.build import Report, build_report, format_bytes
+from flowstage.report.build import Report, build_report, format_bytes, open_replay
 from flowstage.report.render import display_table
 
 CHECK_REPORTS = ("would_break", "would_break_by_source", "lockout_risk", "unknown_verdicts", "staged_policies")
@@ -191,6 +191,29 @@ def write_junit(result: CheckResult, path: Path) -> None:
         path.write_text(junit_xml(result), encoding="utf-8")
     except OSError as exc:
         raise FlowstageError(f"{path}: cannot write the JUnit file ({exc.strerror})") from exc
+
+
+def gate_promotion(store: Path, paths: Sequence[Path], force: bool = False,
+                   thresholds: Thresholds | None = None) -> list[str]:
+    """The check `flowstage promote --store` runs first: the store's replay must have judged these very files and
+    the check must pass. Raises CheckFailed with every reason unless `force`; returns the reasons it overrode."""
+    con = open_replay(store)
+    try:
+        stale = unreplayed_files(con, paths)
+        result, _ = run_check(con, thresholds or Thresholds())
+    finally:
+        con.close()
+    reasons = [f"{o.name}: {o.message}" for o in result.failures]
+    if stale:
+        names = ", ".join(str(p) for p in stale)
+        reasons.insert(
+            0, f"the replay in {store} did not judge {names} as it is now; run flowstage replay --store {store} "
+            "with these policies again"
+        )
+    if reasons and not force:
+        lines = "\n".join(f"  {r}" for r in reasons)
+        raise CheckFailed(f"refusing to promote, the check on {store} fails:\n{lines}\npass --force to promote anyway")
+    return reasons
 
 
 def replayed_inputs(con: duckdb.DuckDBPyConnection) -> dict[str, str]:

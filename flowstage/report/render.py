@@ -52,6 +52,17 @@ _DECIDER_SUFFIXES = ("_tier", "_policy", "_rule", "_staged")
 # --- values ------------------------------------------------------------------------------------------------
 
 
+def table_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows as dicts, with map columns (labels) as dicts rather than Arrow's list of key/value pairs."""
+    maps = [f.name for f in table.schema if pa.types.is_map(f.type)]
+    rows = table.to_pylist()
+    for row in rows:
+        for name in maps:
+            if row[name] is not None:
+                row[name] = dict(row[name])
+    return rows
+
+
 def json_value(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC).isoformat() if value.tzinfo else value.isoformat()
@@ -84,6 +95,8 @@ def display_value(column: str, value: Any) -> str:
         if column == "share" or column.endswith("_share") or column == "fidelity":
             return f"{100 * value:.1f}%"
         return f"{value:,.3g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in sorted(value.items())) or NONE
     if isinstance(value, list | tuple):
         return ", ".join(display_value(column, v) for v in value)
     return " ".join(str(value).split())
@@ -112,7 +125,7 @@ def display_table(table: pa.Table) -> tuple[list[str], list[list[str]]]:
     `dest_port` + `proto` as `8080/tcp`, and `P_tier` / `P_policy` / `P_rule` / `P_staged` as one decider.
     """
     names = table.column_names
-    rows = table.to_pylist()
+    rows = table_rows(table)
     plan: list[tuple[str, Any]] = []
     used: set[str] = set()
     for name in names:
@@ -274,7 +287,7 @@ def section_dict(section: Section) -> dict[str, Any]:
             {"name": f.name, "type": str(f.type), "description": query.column_docs.get(f.name, "")}
             for f in section.table.schema
         ],
-        "rows": [json_value(row) for row in section.table.to_pylist()],
+        "rows": [json_value(row) for row in table_rows(section.table)],
         "total_rows": section.total_rows,
         "truncated": section.truncated,
     }
@@ -291,13 +304,15 @@ def csv_text(section: Section) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(section.table.column_names)
-    for row in section.table.to_pylist():
+    for row in table_rows(section.table):
         writer.writerow(["" if v is None else _csv_cell(v) for v in row.values()])
     return buffer.getvalue()
 
 
 def _csv_cell(value: Any) -> Any:
     value = json_value(value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k}={v}" for k, v in sorted(value.items()))
     if isinstance(value, list):
         return "; ".join(str(v) for v in value)
     if isinstance(value, bool):
