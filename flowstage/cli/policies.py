@@ -184,7 +184,8 @@ def show(
                 )
             )
         # Piped output gets room for whole selectors instead of the 80 columns rich assumes.
-        console.out.print(table, width=None if console.out.is_terminal else 240)
+        wide = console.out if console.out.is_terminal else Console(width=240, highlight=False)
+        wide.print(table)
     if bundle.errors:
         raise typer.Exit(1)
 

@@ -54,9 +54,13 @@ def promote(
     ] = None,
     store: Annotated[
         Path | None,
-        typer.Option("--store", help="Refuse unless `flowstage check` passes on this store's replay of PATH."),
+        typer.Option(
+            "--store", help="Refuse unless `flowstage check` passes on this store's replay of PATH."
+        ),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Promote even when the --store check fails.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote even when the --store check fails.")
+    ] = False,
 ) -> None:
     """Promote every staged policy: DIR becomes the whole policy set as it would be after promotion.
 

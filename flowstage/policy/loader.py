@@ -36,7 +36,7 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 MAX_DEPTH = 100  # Kubernetes objects nest a few dozen levels at most
 # Values a document may expand to beyond its own size: YAML aliases re-use content, and an "alias bomb"
 # re-uses it exponentially. Legitimate files stay far below this.
-EXTRA_VALUES_ALLOWED = 1_000_000
+EXTRA_VALUES_ALLOWED = 250_000
 
 CALICO_API_VERSIONS = ("projectcalico.org/v3",)
 CALICO_STORAGE_API_VERSION = "crd.projectcalico.org/v1"

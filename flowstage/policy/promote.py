@@ -36,7 +36,9 @@ from flowstage.policy.model import PolicyKind
 from flowstage.policy.sets import PromotionAction, PromotionStep, build_sets
 from flowstage.policy.validate import Problem
 
-DELETIONS_FILE = "deletions.yaml"
+# Not .yaml: `kubectl apply -f DIR` (and flowstage) read only .yaml/.yml/.json from a directory, and applying
+# these objects would create them, empty, instead of deleting them. `kubectl delete -f` reads any file named.
+DELETIONS_FILE = "deletions.txt"
 _KUBERNETES_API = "networking.k8s.io/v1"
 _CALICO_API = "projectcalico.org/v3"
 
@@ -92,7 +94,7 @@ class PromotionPlan:
     warnings: list[Problem] = field(default_factory=list)
 
     def deletions_text(self) -> str:
-        return render_deletions(self.deletions)
+        return render_deletions(self.deletions, self.deletions_file)
 
     def diff(self) -> str:
         """A unified diff of every file that promotion changes, and of the deletions file it would write."""
@@ -208,11 +210,12 @@ def _drop_staged_action(spec: Any) -> None:
         # key's own end-of-line comment goes with it, the lines below belong to the next key.
         if tokens and len(tokens) > 2 and tokens[2] is not None:
             _, _, rest = tokens[2].value.partition("\n")
-            following = [line.strip().lstrip("#").strip() for line in rest.splitlines() if line.strip()]
+            following = [line for line in rest.splitlines() if line.strip()]
     del spec["stagedAction"]
     if following and position < len(keys) - 1 and isinstance(spec, CommentedMap):
-        column = tokens[2].column if tokens and tokens[2] is not None else 0
-        spec.yaml_set_comment_before_after_key(keys[position + 1], before="\n".join(following), indent=column)
+        indent = len(following[0]) - len(following[0].lstrip())
+        text = "\n".join(line.strip().removeprefix("#").removeprefix(" ") for line in following)
+        spec.yaml_set_comment_before_after_key(keys[position + 1], before=text, indent=indent)
 
 
 def _promote_object(obj: MutableMapping[str, Any], kind: ObjectKind) -> None:
@@ -390,11 +393,12 @@ def _deletion(step: PromotionStep) -> Deletion:
     return Deletion(_CALICO_API, kind.value, step.staged.namespace, step.staged.name, step)
 
 
-def render_deletions(deletions: Iterable[Deletion]) -> str:
-    """A multi-document YAML file naming each object to delete: `kubectl delete -f` / `calicoctl delete -f`."""
+def render_deletions(deletions: Iterable[Deletion], path: Path) -> str:
+    """Multi-document YAML naming each object to delete, for `kubectl delete -f` / `calicoctl delete -f`."""
     parts = [
         "# Objects to delete to complete the promotion: each staged object with stagedAction Delete names one.\n"
-        "# Delete them with: kubectl delete -f deletions.yaml  (or calicoctl delete -f deletions.yaml)\n"
+        f"# Delete them with: kubectl delete -f {path}  (or calicoctl delete -f {path})\n"
+        "# Do not apply this file: that would create these objects, empty, instead of deleting them.\n"
     ]
     for index, deletion in enumerate(deletions):
         origin = deletion.step.staged.origin
@@ -443,9 +447,11 @@ def plan_promotion(
         if step.action in (PromotionAction.DELETES, PromotionAction.DELETE_MISSING)
     ]
     deletions_path = Path(deletions_file) if deletions_file is not None else output / DELETIONS_FILE
-    if deletions and any(f.target == deletions_path for f in files):
+    inside_output = deletions_path.resolve().is_relative_to(output.resolve())
+    if inside_output and deletions_path.suffix.lower() in POLICY_FILE_SUFFIXES:
         raise UsageError(
-            f"an input file would be written to {deletions_path}; choose another --deletions path"
+            f"--deletions {deletions_path}: a .yaml/.yml/.json file inside {output} would be applied with the "
+            "rest of it (creating the objects instead of deleting them); use another suffix or a path outside it"
         )
     return PromotionPlan(output, files, deletions, deletions_path, sets.promotion, bundle, bundle.warnings)
 

@@ -9,6 +9,7 @@ import difflib
 import enum
 import math
 import re
+import textwrap
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -228,7 +229,7 @@ def check_selector(
         parsed = convert.selector(value)
     except SelectorError as err:
         head, _, caret = str(err).partition("\n")
-        report.error(path, head, detail=caret)
+        report.error(path, head, detail=textwrap.dedent(caret))
         return None
     if parsed.uses_global and not global_allowed:
         report.error(path, "global() can only be used in an EntityRule namespaceSelector")
