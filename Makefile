@@ -27,10 +27,15 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 setup: $(VENV)/.installed-base
 
+# The whole loop on the lesson's cluster: ingest the logs, replay them against the lesson's policies, report;
+# the full report (all sections, charts) goes to $(STORE)/report.html and the terminal ends on what would break.
 demo: $(VENV)/.installed-base
 	rm -rf $(STORE)
-	$(BIN)/flowstage ingest sample_logs/ --store $(STORE)
-	$(BIN)/flowstage sql --store $(STORE) "SELECT format, reporter, action, count(*) AS rows FROM flows GROUP BY ALL ORDER BY ALL"
+	$(BIN)/flowstage ingest sample_logs/logs --store $(STORE)
+	$(BIN)/flowstage replay --store $(STORE) --policies sample_logs/policies/lesson.yaml \
+		--namespaces sample_logs/inventory/namespaces.yaml --pods sample_logs/inventory/pods.yaml
+	$(BIN)/flowstage report --store $(STORE) --format html --output $(STORE)/report.html
+	$(BIN)/flowstage report --store $(STORE) would_break
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check flowstage tests bench

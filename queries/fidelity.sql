@@ -41,11 +41,11 @@ observations AS (
         'current' AS comparison,
         COALESCE(current_disagreement, 'agree') AS outcome,
         current_agrees AS verdict_agrees,
-        COALESCE(num_flows, 0) AS flows,
-        logged_tier || '/' || logged_policy || CASE WHEN logged_rule = -1 THEN ' end of tier'
-            ELSE ' rule ' || CAST(logged_rule AS VARCHAR) END AS logged_decider,
-        current_tier || '/' || current_policy || CASE WHEN current_rule = -1 THEN ' end of tier'
-            ELSE ' rule ' || CAST(current_rule AS VARCHAR) END AS replayed_decider,
+        COALESCE(num_flows, 1) AS flows,
+        COALESCE(logged_tier || '/', '') || logged_policy || CASE WHEN logged_rule IS NULL THEN ''
+            WHEN logged_rule = -1 THEN ' end of tier' ELSE ' rule ' || CAST(logged_rule AS VARCHAR) END AS logged_decider,
+        COALESCE(current_tier || '/', '') || current_policy || CASE WHEN current_rule IS NULL THEN ''
+            WHEN current_rule = -1 THEN ' end of tier' ELSE ' rule ' || CAST(current_rule AS VARCHAR) END AS replayed_decider,
         row_id
     FROM fidelity
     UNION ALL
@@ -53,11 +53,11 @@ observations AS (
         'pending' AS comparison,
         COALESCE(pending_disagreement, 'agree') AS outcome,
         pending_agrees AS verdict_agrees,
-        COALESCE(num_flows, 0) AS flows,
-        logged_pending_tier || '/' || logged_pending_policy || CASE WHEN logged_pending_rule = -1 THEN ' end of tier'
-            ELSE ' rule ' || CAST(logged_pending_rule AS VARCHAR) END AS logged_decider,
-        pending_tier || '/' || pending_policy || CASE WHEN pending_rule = -1 THEN ' end of tier'
-            ELSE ' rule ' || CAST(pending_rule AS VARCHAR) END AS replayed_decider,
+        COALESCE(num_flows, 1) AS flows,
+        COALESCE(logged_pending_tier || '/', '') || logged_pending_policy || CASE WHEN logged_pending_rule IS NULL THEN ''
+            WHEN logged_pending_rule = -1 THEN ' end of tier' ELSE ' rule ' || CAST(logged_pending_rule AS VARCHAR) END AS logged_decider,
+        COALESCE(pending_tier || '/', '') || pending_policy || CASE WHEN pending_rule IS NULL THEN ''
+            WHEN pending_rule = -1 THEN ' end of tier' ELSE ' rule ' || CAST(pending_rule AS VARCHAR) END AS replayed_decider,
         row_id
     FROM fidelity
 ),

@@ -1,13 +1,13 @@
 -- Question: would promotion cut anything that keeps the cluster alive — node access, DNS, the API server,
 -- cluster components, host endpoints?
--- Every client→server pair that is allowed today and would be denied after promotion (or whose verdict after
--- promotion is unknown) and touches one of the facts below. Each row says why it is risky. Ranked: certain
+-- Every client→server pair that is allowed today and would be denied after promotion (or whose verdict becomes
+-- unknown with promotion) and touches one of the facts below. Each row says why it is risky. Ranked: certain
 -- denies first, then by flows, then bytes.
 --
 -- The facts are the lists in the first CTEs; edit them to match the cluster (e.g. FailsafeInboundHostPorts /
 -- FailsafeOutboundHostPorts if they were changed from Calico's defaults, calico-semantics §7).
--- Counting: a connection reported by both ends counts once (the larger of the two reporters' totals), and copies
--- of a split record count once.
+-- Counting: a connection reported by both ends counts once (the larger of the two reporters' totals), and copies of
+-- a split record count once. A record without a connection count (a Whisker download) counts as one flow.
 --
 -- Columns:
 --   rank              1 = the most important risk
@@ -79,21 +79,21 @@ at_risk AS (
         num_flows, bytes_in, bytes_out, packets_in, packets_out,
         proposed_verdict, proposed_policy, proposed_rule, proposed_reason
     FROM replay
-    WHERE action = 'allow' AND proposed_verdict IN ('deny', 'unknown')
+    WHERE action = 'allow'
+      AND (proposed_verdict = 'deny'
+        -- An unknown verdict is a risk when promotion brings the doubt: a row replay cannot judge under either
+        -- set (no endpoint type, say) is not made riskier by promoting.
+        OR (proposed_verdict = 'unknown' AND (current_verdict <> 'unknown' OR proposed_staged)))
 ),
 named AS (
     SELECT
         CASE WHEN reporter LIKE 'src%' THEN 'src' WHEN reporter LIKE 'dst%' THEN 'dst' ELSE 'fwd' END AS side,
         source_type, source_namespace,
-        CASE WHEN source_type = 'wep'
-            THEN regexp_replace(COALESCE(source_name_aggr, source_name), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '')
-            ELSE COALESCE(source_name_aggr, source_name, source_ip) END AS source_workload,
+        regexp_replace(COALESCE(source_name_aggr, source_name, source_ip), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '') AS source_workload,
         dest_type, dest_namespace,
-        CASE WHEN dest_type = 'wep'
-            THEN regexp_replace(COALESCE(dest_name_aggr, dest_name), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '')
-            ELSE COALESCE(dest_name_aggr, dest_name, dest_ip) END AS dest_workload,
+        regexp_replace(COALESCE(dest_name_aggr, dest_name, dest_ip), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '') AS dest_workload,
         dest_port, proto, dest_service_namespace, dest_service_name, start_time, end_time,
-        COALESCE(num_flows, 0) AS flows,
+        COALESCE(num_flows, 1) AS flows,
         COALESCE(bytes_in, 0) + COALESCE(bytes_out, 0) AS bytes,
         CASE WHEN proposed_verdict = 'deny' THEN 1 ELSE 0 END AS denied,
         CASE WHEN proposed_verdict = 'deny'

@@ -6,7 +6,8 @@
 -- then flows today, then bytes.
 --
 -- Counting: a connection reported by both ends counts once (the larger of the two reporters' totals for each
--- client→server pair), and copies of a split record count once.
+-- client→server pair), and copies of a split record count once. A record without a connection count (a Whisker
+-- download) counts as one flow.
 --
 -- Columns:
 --   rank                   1 = the destination that leans hardest on a net
@@ -48,18 +49,14 @@ named AS (
     SELECT
         CASE WHEN reporter LIKE 'src%' THEN 'src' WHEN reporter LIKE 'dst%' THEN 'dst' ELSE 'fwd' END AS side,
         source_namespace,
-        CASE WHEN source_type = 'wep'
-            THEN regexp_replace(COALESCE(source_name_aggr, source_name), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '')
-            ELSE COALESCE(source_name_aggr, source_name, source_ip) END AS source_workload,
+        regexp_replace(COALESCE(source_name_aggr, source_name, source_ip), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '') AS source_workload,
         dest_namespace,
-        CASE WHEN dest_type = 'wep'
-            THEN regexp_replace(COALESCE(dest_name_aggr, dest_name), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '')
-            ELSE COALESCE(dest_name_aggr, dest_name, dest_ip) END AS dest_workload,
+        regexp_replace(COALESCE(dest_name_aggr, dest_name, dest_ip), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '') AS dest_workload,
         dest_port, proto, start_time, end_time,
         CASE WHEN proposed_verdict = 'allow' AND proposed_without_nets_verdict = 'deny'
-            THEN COALESCE(num_flows, 0) ELSE 0 END AS flows_after_promotion,
+            THEN COALESCE(num_flows, 1) ELSE 0 END AS flows_after_promotion,
         CASE WHEN current_verdict = 'allow' AND current_without_nets_verdict = 'deny'
-            THEN COALESCE(num_flows, 0) ELSE 0 END AS flows_today,
+            THEN COALESCE(num_flows, 1) ELSE 0 END AS flows_today,
         COALESCE(bytes_in, 0) + COALESCE(bytes_out, 0) AS bytes,
         CASE WHEN proposed_verdict = 'allow' AND proposed_without_nets_verdict = 'deny'
             THEN proposed_policy ELSE current_policy END AS net,

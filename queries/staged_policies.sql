@@ -6,7 +6,8 @@
 -- A flow belongs to a staged object when the object decides it after promotion (a rule, or the end of its tier
 -- with the object as trigger); for a staged `Delete`, when the deleted policy decides it today and its verdict
 -- changes. Counting: a connection reported by both ends counts once (the larger of the two reporters' totals for
--- each client→server pair), and copies of a split record count once.
+-- each client→server pair), and copies of a split record count once. A record without a connection count (a Whisker
+-- download) counts as one flow.
 --
 -- Columns:
 --   rank                 1 = the staged object that would break the most flows
@@ -91,15 +92,11 @@ named AS (
         staged_policy, staged_kind,
         CASE WHEN reporter LIKE 'src%' THEN 'src' WHEN reporter LIKE 'dst%' THEN 'dst' ELSE 'fwd' END AS side,
         source_namespace,
-        CASE WHEN source_type = 'wep'
-            THEN regexp_replace(COALESCE(source_name_aggr, source_name), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '')
-            ELSE COALESCE(source_name_aggr, source_name, source_ip) END AS source_workload,
+        regexp_replace(COALESCE(source_name_aggr, source_name, source_ip), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '') AS source_workload,
         dest_namespace,
-        CASE WHEN dest_type = 'wep'
-            THEN regexp_replace(COALESCE(dest_name_aggr, dest_name), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '')
-            ELSE COALESCE(dest_name_aggr, dest_name, dest_ip) END AS dest_workload,
+        regexp_replace(COALESCE(dest_name_aggr, dest_name, dest_ip), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '') AS dest_workload,
         dest_port, proto,
-        COALESCE(num_flows, 0) AS flows,
+        COALESCE(num_flows, 1) AS flows,
         COALESCE(bytes_in, 0) + COALESCE(bytes_out, 0) AS bytes,
         proposed_verdict, would_break, newly_allowed, verdict_changed
     FROM attributed

@@ -1,10 +1,11 @@
 -- Question: which services would lose traffic that is allowed today if every staged policy were promoted?
 -- One row per destination (namespace, workload, port, protocol), ranked by flows, then bytes.
 --
--- Counting: a connection reported by both its source and its destination counts once. Each reporter's totals
--- for a client→server pair are summed separately and the larger is kept, because the two reports describe the
--- same connections (flowlog-formats §5.9). Rows of one file that repeat a record's window, endpoints and counters
--- are copies of a split record (§1.5) and count once.
+-- Counting: a connection reported by both its source and its destination counts once. Each reporter's totals for a
+-- client→server pair are summed separately and the larger is kept, because the two reports describe the same
+-- connections (flowlog-formats §5.9). Rows of one file that repeat a record's window, endpoints and counters are
+-- copies of a split record (§1.5) and count once. A record without a connection count (a Whisker download) counts
+-- as one flow.
 --
 -- Columns:
 --   rank              1 = the destination that would lose the most flows
@@ -45,9 +46,7 @@ labelled AS (
     FROM (
         SELECT
             dest_namespace,
-            CASE WHEN dest_type = 'wep'
-                THEN regexp_replace(COALESCE(dest_name_aggr, dest_name), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '')
-                ELSE COALESCE(dest_name_aggr, dest_name, dest_ip) END AS dest_workload,
+            regexp_replace(COALESCE(dest_name_aggr, dest_name, dest_ip), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '') AS dest_workload,
             dest_port, proto, dest_labels
         FROM replay
         WHERE would_break
@@ -58,15 +57,11 @@ named AS (
     SELECT
         CASE WHEN reporter LIKE 'src%' THEN 'src' WHEN reporter LIKE 'dst%' THEN 'dst' ELSE 'fwd' END AS side,
         source_namespace,
-        CASE WHEN source_type = 'wep'
-            THEN regexp_replace(COALESCE(source_name_aggr, source_name), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '')
-            ELSE COALESCE(source_name_aggr, source_name, source_ip) END AS source_workload,
+        regexp_replace(COALESCE(source_name_aggr, source_name, source_ip), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '') AS source_workload,
         dest_namespace,
-        CASE WHEN dest_type = 'wep'
-            THEN regexp_replace(COALESCE(dest_name_aggr, dest_name), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '')
-            ELSE COALESCE(dest_name_aggr, dest_name, dest_ip) END AS dest_workload,
+        regexp_replace(COALESCE(dest_name_aggr, dest_name, dest_ip), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '') AS dest_workload,
         dest_port, proto, start_time, end_time,
-        COALESCE(num_flows, 0) AS flows,
+        COALESCE(num_flows, 1) AS flows,
         COALESCE(bytes_in, 0) + COALESCE(bytes_out, 0) AS bytes,
         proposed_tier, proposed_policy, proposed_rule, proposed_staged
     FROM breaking

@@ -2,8 +2,9 @@
 -- The would-break report seen from the client's side: one row per source (namespace, workload), ranked by flows,
 -- then bytes.
 --
--- Counting: as in would_break.sql, a connection reported by both ends counts once (the larger of the two
--- reporters' totals for each client→server pair), and copies of a split record count once.
+-- Counting: as in would_break.sql, a connection reported by both ends counts once (the larger of the two reporters'
+-- totals for each client→server pair), and copies of a split record count once. A record without a connection count
+-- (a Whisker download) counts as one flow.
 --
 -- Columns:
 --   rank              1 = the client that would lose the most flows
@@ -38,15 +39,11 @@ named AS (
     SELECT
         CASE WHEN reporter LIKE 'src%' THEN 'src' WHEN reporter LIKE 'dst%' THEN 'dst' ELSE 'fwd' END AS side,
         source_namespace,
-        CASE WHEN source_type = 'wep'
-            THEN regexp_replace(COALESCE(source_name_aggr, source_name), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '')
-            ELSE COALESCE(source_name_aggr, source_name, source_ip) END AS source_workload,
+        regexp_replace(COALESCE(source_name_aggr, source_name, source_ip), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '') AS source_workload,
         dest_namespace,
-        CASE WHEN dest_type = 'wep'
-            THEN regexp_replace(COALESCE(dest_name_aggr, dest_name), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '')
-            ELSE COALESCE(dest_name_aggr, dest_name, dest_ip) END AS dest_workload,
+        regexp_replace(COALESCE(dest_name_aggr, dest_name, dest_ip), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '') AS dest_workload,
         dest_port, proto, start_time, end_time,
-        COALESCE(num_flows, 0) AS flows,
+        COALESCE(num_flows, 1) AS flows,
         COALESCE(bytes_in, 0) + COALESCE(bytes_out, 0) AS bytes,
         proposed_tier, proposed_policy, proposed_rule, proposed_staged
     FROM breaking

@@ -3,7 +3,8 @@
 -- the HTML report draws it as a namespace-to-namespace matrix.
 --
 -- Counting: a connection reported by both ends counts once (the larger of the two reporters' totals for each
--- client→server workload pair), and copies of a split record count once.
+-- client→server workload pair), and copies of a split record count once. A record without a connection count (a
+-- Whisker download) counts as one flow.
 --
 -- Columns:
 --   rank              1 = the namespace pair that would lose the most flows
@@ -28,15 +29,11 @@ named AS (
     SELECT
         CASE WHEN reporter LIKE 'src%' THEN 'src' WHEN reporter LIKE 'dst%' THEN 'dst' ELSE 'fwd' END AS side,
         COALESCE(source_namespace, '(none)') AS source_namespace,
-        CASE WHEN source_type = 'wep'
-            THEN regexp_replace(COALESCE(source_name_aggr, source_name), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '')
-            ELSE COALESCE(source_name_aggr, source_name, source_ip) END AS source_workload,
+        regexp_replace(COALESCE(source_name_aggr, source_name, source_ip), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '') AS source_workload,
         COALESCE(dest_namespace, '(none)') AS dest_namespace,
-        CASE WHEN dest_type = 'wep'
-            THEN regexp_replace(COALESCE(dest_name_aggr, dest_name), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '')
-            ELSE COALESCE(dest_name_aggr, dest_name, dest_ip) END AS dest_workload,
+        regexp_replace(COALESCE(dest_name_aggr, dest_name, dest_ip), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '') AS dest_workload,
         dest_port, proto,
-        COALESCE(num_flows, 0) AS flows,
+        COALESCE(num_flows, 1) AS flows,
         COALESCE(bytes_in, 0) + COALESCE(bytes_out, 0) AS bytes
     FROM breaking
 ),

@@ -2,9 +2,9 @@
 -- One row per hour that has would-break traffic, in time order; the HTML report draws it as a timeline. A flow
 -- seen only in a short window deserves a longer look at the logs before promoting.
 --
--- Counting: each logging window is placed in the hour it starts in. A connection reported by both ends counts
--- once (the larger of the two reporters' totals for each client→server workload pair in that hour), and copies of
--- a split record count once.
+-- Counting: each logging window is placed in the hour it starts in. A connection reported by both ends counts once
+-- (the larger of the two reporters' totals for each client→server workload pair in that hour), and copies of a
+-- split record count once. A record without a connection count (a Whisker download) counts as one flow.
 --
 -- Columns:
 --   hour       start of the hour (UTC)
@@ -27,15 +27,11 @@ named AS (
         date_trunc('hour', start_time) AS hour,
         CASE WHEN reporter LIKE 'src%' THEN 'src' WHEN reporter LIKE 'dst%' THEN 'dst' ELSE 'fwd' END AS side,
         source_namespace,
-        CASE WHEN source_type = 'wep'
-            THEN regexp_replace(COALESCE(source_name_aggr, source_name), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '')
-            ELSE COALESCE(source_name_aggr, source_name, source_ip) END AS source_workload,
+        regexp_replace(COALESCE(source_name_aggr, source_name, source_ip), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '') AS source_workload,
         dest_namespace,
-        CASE WHEN dest_type = 'wep'
-            THEN regexp_replace(COALESCE(dest_name_aggr, dest_name), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '')
-            ELSE COALESCE(dest_name_aggr, dest_name, dest_ip) END AS dest_workload,
+        regexp_replace(COALESCE(dest_name_aggr, dest_name, dest_ip), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '') AS dest_workload,
         dest_port, proto,
-        COALESCE(num_flows, 0) AS flows,
+        COALESCE(num_flows, 1) AS flows,
         COALESCE(bytes_in, 0) + COALESCE(bytes_out, 0) AS bytes
     FROM breaking
 ),
