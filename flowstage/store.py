@@ -158,8 +158,7 @@ class Store:
         configuration is locked, so `COPY … TO`, `EXPORT DATABASE` and re-enabling access all fail.
         """
         m = self.manifest()
-        con = duckdb.connect(":memory:")
-        con.execute("SET TimeZone = 'UTC'").fetchall()
+        con = _connection()
         pending = self.view_sql(m)
         # Views may build on each other (a dataset's view reading `flows`): create until nothing is left.
         while pending:
@@ -212,7 +211,7 @@ class Store:
         """Write canonical-schema batches as committed flow parts (one manifest swap per batch); rows written."""
         total = 0
         with self.writer() as writer:
-            con = duckdb.connect(":memory:")
+            con = _connection()
             try:
                 for batch in batches:
                     table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
@@ -299,15 +298,29 @@ class StoreWriter:
     # --- staging -------------------------------------------------------------------------------------------
 
     def write_flows(self, con: duckdb.DuckDBPyConnection, select_sql: str) -> list[Part]:
-        """Run `select_sql` (canonical columns) into date-partitioned parts, renamed into place, not yet committed."""
-        out = self.staging / uuid.uuid4().hex
+        """Run `select_sql` (canonical columns) into parts under `flows/date=…/`, renamed in, not yet committed."""
         self.staging.mkdir(parents=True, exist_ok=True)
+        staged = self.staging / f"part-{uuid.uuid4()}.parquet"
+        [(_, rows, _, _, stats, *_)] = con.execute(
+            f"COPY ({select_sql}) TO '{staged}' (FORMAT parquet, RETURN_STATS)"
+        ).fetchall()
+        if rows == 0:
+            staged.unlink()
+            return []
+        start = stats.get('"start_time"', {})
+        first, last = start.get("min", ""), start.get("max", "")
+        if start.get("null_count") == "0" and first[:10] == last[:10]:
+            # The usual batch: one day. Stats tell without a second pass over the rows.
+            return self._place(self.staging, FLOWS, [(staged, rows)], folder=f"date={first[:10]}")
+        # A batch across midnight (or without start times) is split by day from the staged file.
+        out = self.staging / uuid.uuid4().hex
         written = con.execute(
             f"COPY (SELECT *, coalesce(strftime(coalesce(start_time, end_time), '%Y-%m-%d'), 'unknown') AS date "
-            f"FROM ({select_sql})) TO '{out}' "
-            "(FORMAT parquet, COMPRESSION zstd, PARTITION_BY (date), FILENAME_PATTERN 'part-{uuid}', RETURN_STATS)"
+            f"FROM read_parquet('{staged}')) TO '{out}' "
+            "(FORMAT parquet, PARTITION_BY (date), FILENAME_PATTERN 'part-{uuid}', RETURN_STATS)"
         ).fetchall()
-        return self._place(out, FLOWS, [(Path(name), rows) for name, rows, *_ in written])
+        staged.unlink()
+        return self._place(out, FLOWS, [(Path(name), count) for name, count, *_ in written])
 
     def write_quarantine(self, con: duckdb.DuckDBPyConnection, select_sql: str) -> list[Part]:
         """Run `select_sql` (quarantine columns) into one quarantine part, renamed into place, not yet committed."""
@@ -319,15 +332,15 @@ class StoreWriter:
         ).fetchall()
         return self._place(out, QUARANTINE, [(Path(name), rows) for name, rows, *_ in written])
 
-    def _place(self, staged: Path, dataset: str, written: list[tuple[Path, int]]) -> list[Part]:
-        """fsync each staged file and rename it to its place under `dataset` (same relative folders)."""
+    def _place(self, staged: Path, dataset: str, written: list[tuple[Path, int]], folder: str = "") -> list[Part]:
+        """fsync each staged file and rename it under `dataset` (into `folder`, or its folder below `staged`)."""
         parts = []
         for path, rows in sorted(written):
             if rows == 0:
                 path.unlink()
                 continue
             _fsync_file(path)
-            relative = Path(dataset) / path.parent.relative_to(staged) / path.name
+            relative = Path(dataset) / (folder or path.parent.relative_to(staged)) / path.name
             target = self.root / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
@@ -397,6 +410,13 @@ class StoreWriter:
             os.fsync(fh.fileno())
         os.replace(tmp, self.root / MANIFEST)
         _fsync_dir(self.root)
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection that shows and partitions times in UTC."""
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'").fetchall()
+    return con
 
 
 def _new_manifest() -> dict[str, Any]:

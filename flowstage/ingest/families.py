@@ -87,6 +87,12 @@ _ENTERPRISE_INTS = [
     "tcp_total_retransmissions", "tcp_lost_packets", "tcp_unrecovered_to",
 ]
 _ENTERPRISE_COUNTERS = [n for n in _ENTERPRISE_INTS if n.startswith(("bytes", "packets", "num_", "transit", "http", "tcp"))]
+# Fields read as text and checked, so a wrong type quarantines the record instead of becoming NULL: the
+# window, the ports and the traffic counters that reports rank by. Checking costs a cast per value, so the
+# diagnostic counters (process, tcp, http, transit) are parsed leniently.
+_ENTERPRISE_CHECKED = ["start_time", "end_time", "source_port", "dest_port", "dest_service_port_num", "@timestamp",
+                       "bytes_in", "bytes_out", "packets_in", "packets_out", "num_flows", "num_flows_started",
+                       "num_flows_completed"]
 
 
 def _col(name: str) -> str:
@@ -97,7 +103,8 @@ ENTERPRISE = Family(
     name="enterprise",
     spec={
         **dict.fromkeys(_ENTERPRISE_TEXT, "VARCHAR"),
-        **dict.fromkeys(_ENTERPRISE_INTS, "VARCHAR"),
+        **dict.fromkeys(_ENTERPRISE_INTS, "BIGINT"),
+        **dict.fromkeys(_ENTERPRISE_CHECKED, "VARCHAR"),
         "source_labels": "JSON",
         "dest_labels": "JSON",
         "policies": "JSON",
@@ -137,7 +144,7 @@ ENTERPRISE = Family(
         "generated_time": "TRY_CAST(r.generated_time AS TIMESTAMPTZ)",
         "record_id": "fs_text(r.id)",
     },
-    numbers={n: _col(n) for n in _ENTERPRISE_INTS},
+    numbers={n: _col(n) for n in _ENTERPRISE_CHECKED},
     times={"generated_time": "r.generated_time"},
     identity=("r.start_time", "r.end_time", "r.source_name_aggr", "r.dest_name_aggr", "r.source_ip", "r.dest_ip",
               "r.proto", "r.action", "r.reporter"),

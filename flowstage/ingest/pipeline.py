@@ -7,11 +7,13 @@ twice, an appended file adds only its new lines, and a crash loses at most the b
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -97,6 +99,7 @@ def ingest(paths: Sequence[str], store: Store, format: str = "auto", batch_rows:
     summary = IngestSummary()
     forced = None if format == "auto" else format
     con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'").fetchall()
     try:
         normaliser = Normaliser(con)
         with store.writer(timeout=lock_timeout) as writer:
@@ -195,7 +198,7 @@ def _ingest_lines(content: Content, detection: Detection, entry: dict[str, Any] 
     newlines = entry["newlines"] if entry else 0
     records = entry["records"] if entry else 0
     content.skip(offset)
-    for batch in line_batches(content, newlines + 1, offset, batch_rows):
+    for batch in _read_ahead(line_batches(content, newlines + 1, offset, batch_rows)):
         outcome = normaliser.run(writer, batch.table, detection.format, detection.framing, content.source.name,
                                  at_file_start=offset == 0)
         end, partial = batch.end, 0
@@ -229,3 +232,41 @@ def _ingest_documents(content: Content, detection: Detection, entry: dict[str, A
     _commit(writer, content, outcome, {**base, "offset": content.position, "newlines": text.count("\n"),
                                        "records": total, "partial_tail": 0})
     result.add(outcome)
+
+
+T = TypeVar("T")
+
+
+def _read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """Produce the next item in a thread while the caller works on this one (reading overlaps DuckDB work)."""
+    slot: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        slot.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slot.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which raises it where the read was asked for
+            slot.put(("error", exc))
+
+    thread = threading.Thread(target=produce, name="flowstage-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = slot.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join()
