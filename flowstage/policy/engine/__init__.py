@@ -48,13 +48,14 @@ from flowstage.policy.engine.evaluate import (
     DEFAULT_FAILSAFE_INBOUND,
     DEFAULT_FAILSAFE_OUTBOUND,
     Compiler,
-    Decision,
+    Explorer,
     FailsafePort,
     NeedsBranching,
-    Point,
+    PathLimit,
     Program,
     Run,
     execute,
+    execute_strict,
     parse_failsafe_ports,
 )
 from flowstage.policy.engine.explain import format_trace, trace_table, verdict_summary
@@ -82,10 +83,6 @@ class UnknownReporter(FlowstageError, ValueError):
     """A row's reporter is not one Calico writes."""
 
 
-class _PathLimit(Exception):
-    pass
-
-
 class Engine:
     """Decides flows under one PolicySet. Cheap to call repeatedly: subjects, programs and matches are cached."""
 
@@ -104,7 +101,8 @@ class Engine:
         self._failsafe = (tuple(failsafe_inbound), tuple(failsafe_outbound))
         self.resolver = EndpointResolver(policy_set.inventory)
         self.compiler = Compiler(policy_set, *self._failsafe, cached=cache)
-        self._programs: dict[Direction, dict[int, Program]] = {d: {} for d in Direction}
+        self._ingress_programs: dict[int, Program] = {}
+        self._egress_programs: dict[int, Program] = {}
         self._by_subject: dict[tuple, Program] = {}
         enforced_only = policy_set.name is SetName.CURRENT
         self.forwarding_policies = tuple(
@@ -127,10 +125,10 @@ class Engine:
             return self._explore(self.compiler.program(subject, direction), ctx, explain=True)
         program = self._program(subject, direction)
         try:
-            decision = execute(program, ctx, Run(strict=True))
+            decision = execute_strict(program, ctx)
         except NeedsBranching:
             return self._explore(program, ctx, explain=False)
-        return _verdict(decision, direction)
+        return decision.verdict(direction)
 
     def connection(self, traffic: Traffic, explain: bool = False) -> Verdict:
         """A whole connection: egress of the source and ingress of the destination, for each side that is a
@@ -173,7 +171,7 @@ class Engine:
     def _program(self, subject: EndpointFacts, direction: Direction) -> Program:
         if not self.cache:
             return Compiler(self.policy_set, *self._failsafe, cached=False).program(subject, direction)
-        programs = self._programs[direction]
+        programs = self._ingress_programs if direction is Direction.INGRESS else self._egress_programs
         program = programs.get(subject.id)
         if program is None:
             signature = (
@@ -189,36 +187,17 @@ class Engine:
         return program
 
     def _explore(self, program: Program, ctx: FlowContext, explain: bool) -> Verdict:
-        """Every path through the unknown points; definite if all paths agree."""
-        runs = 0
-
-        def run(prefix: tuple[bool, ...]) -> tuple[Decision, list[Point]]:
-            nonlocal runs
-            runs += 1
-            if runs > self.max_paths:
-                raise _PathLimit
-            path = Run(prefix)
-            return execute(program, ctx, path), path.points
-
-        def explore(prefix: tuple[bool, ...], done: tuple[Decision, list[Point]] | None):
-            decision, points = done if done is not None else run(prefix)
-            depth = len(prefix)
-            if len(points) <= depth:
-                return {decision.outcome}, None
-            no, no_point = explore(prefix + (False,), (decision, points))
-            yes, yes_point = explore(prefix + (True,), None)
-            mattered = points[depth] if no != yes else (no_point or yes_point)
-            return no | yes, mattered
-
-        first = run(())
+        """Every answer of every unknown point; definite if all paths agree."""
+        explorer = Explorer(program, ctx, self.max_paths - 1)
         limited = False
         try:
-            outcomes, mattered = explore((), first)
-        except _PathLimit:
-            outcomes, mattered, limited = {Outcome.ALLOW, Outcome.DENY}, first[1][0], True
-        decision, points = first
+            found = explorer.explore()
+            outcomes, first, mattered = found.outcomes, found.first, found.mattered
+        except PathLimit:
+            limited = True
+            outcomes, first, mattered = frozenset(), None, explorer.first_point
         if len(outcomes) == 1:
-            verdict = _verdict(decision, program.direction)
+            verdict = first.verdict(program.direction)
         else:
             where = mattered.where
             verdict = Verdict(
@@ -229,7 +208,7 @@ class Engine:
             return verdict
         trace: list[TraceStep] = []
         execute(program, ctx, Run((), trace=trace))
-        trace.append(_closing_step(verdict, decision, points, runs, limited, program.direction))
+        trace.append(_closing_step(verdict, explorer.forks, limited))
         return dataclasses.replace(verdict, trace=tuple(trace))
 
     def _forward(self, explain: bool) -> Verdict:
@@ -266,11 +245,6 @@ def _family(traffic: Traffic, src: EndpointFacts, dst: EndpointFacts) -> int | N
     return None
 
 
-def _verdict(decision: Decision, direction: Direction) -> Verdict:
-    w = decision.where
-    return Verdict(decision.outcome, direction, w.tier, w.policy, w.kind, w.rule, w.staged)
-
-
 def _combine(verdicts: list[Verdict], explain: bool) -> Verdict:
     chosen = next((v for v in verdicts if v.outcome is Outcome.DENY), None)
     chosen = chosen or next((v for v in verdicts if v.outcome is Outcome.UNKNOWN), None) or verdicts[-1]
@@ -280,19 +254,16 @@ def _combine(verdicts: list[Verdict], explain: bool) -> Verdict:
     return dataclasses.replace(chosen, trace=trace)
 
 
-def _closing_step(
-    verdict: Verdict, decision: Decision, points: list[Point], runs: int, limited: bool, direction: Direction
-) -> TraceStep:
-    if not points:
-        return TraceStep(verdict.tier or "", verdict.policy, verdict.rule, "verdict",
-                         f"{verdict.outcome.value}: {verdict_summary(verdict)}")
-    if limited:
-        detail = (f"unknown: more than {runs - 1} paths through unknown criteria; stopped exploring "
-                  f"({verdict.reason.value if verdict.reason else ''})")
+def _closing_step(verdict: Verdict, forks: int, limited: bool) -> TraceStep:
+    reason = verdict.reason.value if verdict.reason else ""
+    if not forks:
+        detail = f"{verdict.outcome.value}: {verdict_summary(verdict)}"
+    elif limited:
+        detail = f"unknown ({reason}): more than {forks - 1} unknown criteria to explore; stopped exploring"
     elif verdict.outcome is Outcome.UNKNOWN:
-        detail = (f"unknown ({verdict.reason.value if verdict.reason else ''}): the outcome depends on "
-                  f"{verdict.policy or 'a fact'} rule {verdict.rule}; {runs} paths explored")
+        detail = (f"unknown ({reason}): the outcome depends on {verdict.policy or 'a fact'} rule {verdict.rule}; "
+                  f"{forks + 1} paths explored")
     else:
-        detail = (f"{verdict.outcome.value}: every one of {runs} paths through the unknown criteria gives the same "
-                  "verdict; the decider shown assumes no unknown criterion matched")
+        detail = (f"{verdict.outcome.value}: every one of {forks + 1} paths through the unknown criteria gives the "
+                  "same verdict; the decider shown assumes no unknown criterion matched")
     return TraceStep(verdict.tier or "", verdict.policy, verdict.rule, "verdict", detail)

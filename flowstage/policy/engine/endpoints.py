@@ -154,6 +154,7 @@ class EndpointResolver:
                 self._heps_by_node.setdefault(hep.node, []).append(hep)
         self._explicit_ksa = {name.rsplit(".", 1)[0] for name in inventory.profiles if name.startswith("ksa.")}
         self._cache: dict[tuple, EndpointFacts] = {}
+        self._mentions: dict[tuple, dict[int, bool]] = {}
         self.network_sets = tuple(self._network_set(ns) for ns in inventory.network_sets)
         self._network_set_cidrs = tuple(CIDRs(ns.nets) for ns in inventory.network_sets)
 
@@ -164,6 +165,12 @@ class EndpointResolver:
         facts = self._cache.get(key)
         if facts is None:
             facts = self._build(endpoint)
+            # endpoints that cannot tell the same keys share one "mentions an unknown key" memo per selector
+            signature = (
+                facts.owned, facts.labels_known, facts.namespace_labels_known, facts.service_account_known,
+                facts.service_account_labels_known, facts.uncertain, facts.derived,
+            )
+            facts.mentions_unknown = self._mentions.setdefault(signature, {})
             self._cache[key] = facts
         return facts
 

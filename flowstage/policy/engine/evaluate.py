@@ -30,12 +30,11 @@ from flowstage.policy.model import (
     Policy,
     PolicySet,
     Profile,
-    Rule,
     SetName,
     StagedAction,
     Tier,
 )
-from flowstage.policy.traffic import PROFILE_TIER, EndpointType, Outcome, Reason, TraceStep
+from flowstage.policy.traffic import PROFILE_TIER, EndpointType, Outcome, Reason, TraceStep, Verdict
 from flowstage.selector import Selector
 
 NO_PROFILE_MATCH = "__NO_MATCH__"
@@ -137,6 +136,14 @@ class TierStep:
     default_action: Action
     policies: tuple[PolicyStep, ...]
     skipped_before: tuple[str, ...]  # tiers with no applicable policy just before this one (for explain)
+    certain: bool = True  # every policy surely selects the subject
+    end_of_tier: Decision | None = None  # the default-deny decision when every policy applies
+
+    def __post_init__(self) -> None:
+        self.certain = all(p.applies is True for p in self.policies)
+        # a staged trigger is what a user of the proposed set needs to see; else the first, as Calico's checker
+        trigger = next((p for p in self.policies if p.staged), self.policies[0])
+        self.end_of_tier = Decision(Outcome.DENY, Where(self.tier.name, trigger.name, trigger.kind, -1, trigger.staged))
 
 
 @dataclass
@@ -168,11 +175,12 @@ class RuleList:
     such L4 key: replay asks about few distinct (protocol, port) pairs, so this skips most rules cheaply.
     """
 
-    __slots__ = ("rules", "compiled", "residual")
+    __slots__ = ("owner", "compiled", "decisions", "residual")
 
-    def __init__(self, rules: tuple[Rule, ...], compiled: tuple[CompiledRule, ...]) -> None:
-        self.rules = rules  # keeps the tuple alive: compiled lists are found by its id
+    def __init__(self, owner: object, compiled: tuple[CompiledRule, ...], decisions: tuple[Decision | None, ...]):
+        self.owner = owner  # keeps the policy / profile alive: rule lists are found by its id
         self.compiled = compiled
+        self.decisions = decisions  # per rule: what it decides when it matches (None for Pass / Log)
         self.residual: dict[tuple, tuple[ResidualRule, ...]] = {}
 
     def __len__(self) -> int:
@@ -184,8 +192,13 @@ class RuleList:
         if found is None:
             if len(self.residual) >= _CACHE_LIMIT:
                 self.residual.clear()
-            found = tuple(r for r in (c.residual(ctx) for c in self.compiled) if r is not None)
-            self.residual[key] = found
+            kept = []
+            for compiled, decision in zip(self.compiled, self.decisions, strict=True):
+                residual = compiled.residual(ctx)
+                if residual is not None:
+                    residual.decision = decision
+                    kept.append(residual)
+            found = self.residual[key] = tuple(kept)
         return found
 
 
@@ -200,10 +213,26 @@ class Where:
     staged: bool = False
 
 
-@dataclass(frozen=True)
 class Decision:
-    outcome: Outcome
-    where: Where
+    """An outcome and where it was decided; reused across flows, so it keeps its Verdict per direction."""
+
+    __slots__ = ("outcome", "where", "_verdicts")
+
+    def __init__(self, outcome: Outcome, where: Where) -> None:
+        self.outcome = outcome
+        self.where = where
+        self._verdicts: dict[Direction, Verdict] = {}
+
+    def __repr__(self) -> str:
+        return f"Decision({self.outcome.value}, {self.where})"
+
+    def verdict(self, direction: Direction) -> Verdict:
+        found = self._verdicts.get(direction)
+        if found is None:
+            w = self.where
+            found = Verdict(self.outcome, direction, w.tier, w.policy, w.kind, w.rule, w.staged)
+            self._verdicts[direction] = found
+        return found
 
 
 @dataclass(frozen=True)
@@ -298,7 +327,7 @@ def execute(program: Program, ctx: FlowContext, run: Run) -> Decision:
                           "matched" if found is True else "no_match" if found is False else "unknown",
                           f"{rule.action.value}: {compiled.explain(ctx)}")
                 if found is not True:
-                    if found is False:
+                    if found is False or rule.action is Action.LOG:
                         continue
                     where = Where(tier, policy_step.name, policy_step.kind, rule.index, policy_step.staged)
                     if not run.choose(found, where, f"rule {rule.index} of {policy.display_name}"):
@@ -319,7 +348,6 @@ def execute(program: Program, ctx: FlowContext, run: Run) -> Decision:
                 _step(run, tier, policy.display_name, None, "no_match", "no rule matched: no verdict from this policy")
         if passed or not applied:
             continue
-        # a staged trigger is what a user of the proposed set needs to see; else the first, as Calico's checker
         trigger = next((p for p in applied if p.staged), applied[0])
         if tier_step.default_action is Action.PASS:
             if tracing:
@@ -334,6 +362,45 @@ def execute(program: Program, ctx: FlowContext, run: Run) -> Decision:
         for skipped in program.skipped_after:
             _step(run, skipped, None, None, "skipped", "no applicable policy for this endpoint and direction")
     return _profiles(program, ctx, run)
+
+
+def execute_strict(program: Program, ctx: FlowContext) -> Decision:
+    """`execute` for the common case, lean: raises NeedsBranching at the first unknown point."""
+    l4_key = ctx.l4_key
+    if program.failsafe is not None:
+        hit = program.failsafe.test(ctx)
+        if hit is True:
+            return Decision(Outcome.ALLOW, Where(policy=FAILSAFE))
+        if hit is not False:
+            raise NeedsBranching
+    allow, deny, log = Action.ALLOW, Action.DENY, Action.LOG
+    for tier_step in program.tiers:
+        if not tier_step.certain:
+            raise NeedsBranching
+        passed = False
+        for policy_step in tier_step.policies:
+            rules = policy_step.rules.residual.get(l4_key)
+            if rules is None:
+                rules = policy_step.rules.for_flow(ctx)
+            for compiled in rules:
+                found = compiled.match(ctx)
+                if found is False:
+                    continue
+                action = compiled.action
+                if action is log:
+                    continue
+                if found is not True:
+                    raise NeedsBranching
+                if action is allow or action is deny:
+                    return compiled.decision
+                passed = True
+                break
+            if passed:
+                break
+        if not passed and tier_step.default_action is not Action.PASS:
+            return tier_step.end_of_tier
+    strict = Run(strict=True)
+    return _profiles(program, ctx, strict)
 
 
 def _profiles(program: Program, ctx: FlowContext, run: Run) -> Decision:
@@ -357,6 +424,8 @@ def _profiles(program: Program, ctx: FlowContext, run: Run) -> Decision:
                       "matched" if found is True else "no_match" if found is False else "unknown",
                       f"{rule.action.value}: {compiled.explain(ctx)}")
             where = Where(PROFILE_TIER, profile.name, "pro", rule.index)
+            if rule.action is Action.LOG:
+                continue
             if found is not True and (found is False or not run.choose(found, where, f"rule {rule.index} of "
                                                                        f"profile {profile.name}")):
                 continue
@@ -373,7 +442,165 @@ def _profiles(program: Program, ctx: FlowContext, run: Run) -> Decision:
     return Decision(Outcome.DENY, Where(PROFILE_TIER, NO_PROFILE_MATCH, "pro", 0))
 
 
+# -- exploring every answer of the unknown points -------------------------------------------------------
+
+
+class PathLimit(Exception):
+    """More unknown points in one decision than the explorer may fork on."""
+
+
+@dataclass(frozen=True)
+class Exploration:
+    """The outcomes reachable through the unknown points of one decision."""
+
+    outcomes: frozenset[Outcome]
+    first: Decision  # the decision of the path on which no unknown criterion matched
+    mattered: Point | None  # the first unknown point whose answer changes the outcome
+
+
+class Explorer:
+    """Walks a program as `execute` does, but forks at each unknown point and continues each branch from
+    that point, so shared prefixes are evaluated once. At most `limit` forks."""
+
+    def __init__(self, program: Program, ctx: FlowContext, limit: int) -> None:
+        self.program = program
+        self.ctx = ctx
+        self.limit = limit
+        self.forks = 0
+        self.first_point: Point | None = None
+
+    def explore(self) -> Exploration:
+        failsafe = self.program.failsafe
+        if failsafe is not None:
+            hit = failsafe.test(self.ctx)
+            allowed = Decision(Outcome.ALLOW, Where(policy=FAILSAFE))
+            if hit is True:
+                return self._leaf(allowed)
+            if hit is not False:
+                return self._fork(hit, Where(policy=FAILSAFE), lambda: self._tiers(0, 0, 0, False, ()),
+                                  lambda: self._leaf(allowed))
+        return self._tiers(0, 0, 0, False, ())
+
+    @staticmethod
+    def _leaf(decision: Decision) -> Exploration:
+        return Exploration(frozenset((decision.outcome,)), decision, None)
+
+    def _fork(self, reason: Reason, where: Where, no, yes) -> Exploration:
+        point = Point(reason, where, "")
+        if self.first_point is None:
+            self.first_point = point
+        self.forks += 1
+        if self.forks > self.limit:
+            raise PathLimit
+        if_not = no()
+        if_so = yes()
+        mattered = point if if_not.outcomes != if_so.outcomes else (if_not.mattered or if_so.mattered)
+        return Exploration(if_not.outcomes | if_so.outcomes, if_not.first, mattered)
+
+    def _tiers(self, ti: int, pi: int, ri: int, entered: bool, applied: tuple[PolicyStep, ...]) -> Exploration:
+        ctx = self.ctx
+        tiers = self.program.tiers
+        while ti < len(tiers):
+            tier_step = tiers[ti]
+            tier = tier_step.tier.name
+            policies = tier_step.policies
+            while pi < len(policies):
+                step = policies[pi]
+                if not entered:
+                    if step.applies is not True:
+                        where = Where(tier, step.name, step.kind, None, step.staged)
+                        return self._fork(
+                            step.applies, where,
+                            lambda ti=ti, pi=pi, applied=applied: self._tiers(ti, pi + 1, 0, False, applied),
+                            lambda ti=ti, pi=pi, applied=applied, step=step: self._tiers(ti, pi, 0, True, applied + (step,)),
+                        )
+                    applied = applied + (step,)
+                    entered = True
+                rules = step.rules.for_flow(ctx)
+                while ri < len(rules):
+                    compiled = rules[ri]
+                    found = compiled.match(ctx)
+                    if found is False or compiled.action is Action.LOG:
+                        ri += 1  # a Log rule continues whether or not it matched
+                        continue
+                    if found is not True:
+                        where = Where(tier, step.name, step.kind, compiled.rule.index, step.staged)
+                        return self._fork(
+                            found, where,
+                            lambda ti=ti, pi=pi, ri=ri, applied=applied: self._tiers(ti, pi, ri + 1, True, applied),
+                            lambda ti=ti, step=step, compiled=compiled: self._act(ti, step, compiled),
+                        )
+                    return self._act(ti, step, compiled)
+                pi += 1
+                ri = 0
+                entered = False
+            if applied and tier_step.default_action is not Action.PASS:
+                trigger = next((p for p in applied if p.staged), applied[0])
+                return self._leaf(Decision(Outcome.DENY, Where(tier, trigger.name, trigger.kind, -1, trigger.staged)))
+            ti += 1
+            pi = 0
+            applied = ()
+        return self._profiles(0, 0)
+
+    def _act(self, ti: int, step: PolicyStep, compiled: ResidualRule) -> Exploration:
+        if compiled.action is Action.PASS:
+            return self._tiers(ti + 1, 0, 0, False, ())
+        return self._leaf(compiled.decision)
+
+    def _profiles(self, k: int, ri: int) -> Exploration:
+        profiles = self.program.profiles
+        if profiles is None:
+            where = Where(PROFILE_TIER, None, "pro")
+            return self._fork(Reason.HOST_ENDPOINT_UNKNOWN, where, lambda: self._leaf(Decision(Outcome.DENY, where)),
+                              lambda: self._leaf(Decision(Outcome.ALLOW, where)))
+        while k < len(profiles):
+            profile_step = profiles[k]
+            if isinstance(profile_step, Reason):
+                where = Where(PROFILE_TIER, None, "pro")
+                return self._fork(profile_step, where, lambda k=k: self._profiles(k + 1, 0),
+                                  lambda where=where: self._leaf(Decision(Outcome.ALLOW, where)))
+            rules = profile_step.rules.for_flow(self.ctx)
+            while ri < len(rules):
+                compiled = rules[ri]
+                found = compiled.match(self.ctx)
+                if found is False or compiled.action is Action.LOG:
+                    ri += 1
+                    continue
+                where = Where(PROFILE_TIER, profile_step.profile.name, "pro", compiled.rule.index)
+                if found is not True:
+                    return self._fork(found, where, lambda k=k, ri=ri: self._profiles(k, ri + 1),
+                                      lambda k=k, compiled=compiled, where=where: self._profile_act(k, compiled, where))
+                return self._profile_act(k, compiled, where)
+            k += 1
+            ri = 0
+        return self._leaf(Decision(Outcome.DENY, Where(PROFILE_TIER, NO_PROFILE_MATCH, "pro", 0)))
+
+    def _profile_act(self, k: int, compiled: ResidualRule, where: Where) -> Exploration:
+        if compiled.action is Action.PASS:
+            return self._profiles(k + 1, 0)  # the dataplane leaves this profile and tries the next one
+        return self._leaf(Decision(Outcome.ALLOW if compiled.action is Action.ALLOW else Outcome.DENY, where))
+
+
 # -- compiling programs ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Candidate:
+    """A policy that may govern subjects of one kind and namespace in one direction."""
+
+    policy: Policy
+    slot: int  # index of its policy selector in Plan.selectors
+    tier: str
+    stage: str  # "", "untracked" (doNotTrack) or "preDNAT"
+    name: str
+    kind: str
+    staged: bool
+
+
+@dataclass
+class Plan:
+    selectors: tuple[Selector, ...]
+    per_direction: dict[Direction, list[tuple[Tier, list[Candidate]]]]
 
 
 class Compiler:
@@ -388,7 +615,7 @@ class Compiler:
     ) -> None:
         self.policy_set = policy_set
         self.cached = cached
-        self._rules: dict[int, RuleList] = {}
+        self._rules: dict[tuple, RuleList] = {}
         self.pool = MatcherPool(cached)
         self._failsafe_in = FailsafeMatch(failsafe_inbound, inbound=True)
         self._failsafe_out = FailsafeMatch(failsafe_outbound, inbound=False)
@@ -398,66 +625,73 @@ class Compiler:
         tiers += [Tier(name, None, Action.DENY, defined=False) for name in policy_set.policies if name not in known]
         self.tiers = tuple(tiers)
         self._enforced_only = policy_set.name is SetName.CURRENT
-        self._candidates: dict[tuple[Direction, bool, str | None], list[tuple[Tier, list[Policy]]]] = {}
-        self._applies: dict[int, dict[int, Tri]] = {}
-        self._selectors_by_id: dict[int, Selector] = {}
-        self._selectors_by_text: dict[str, Selector] = {}
-        self._names = {id(p): (p.display_name, p.kind.short, p.staged) for p in policy_set.all_policies()}
+        self._plans: dict[tuple[bool, str | None], Plan] = {}
+        self._applies: dict[int, list[Tri]] = {}
 
-    def rules(self, rules: tuple[Rule, ...]) -> RuleList:
-        """Compiled once per distinct rule list, so matcher caches are shared by every subject."""
-        compiled = self._rules.get(id(rules))
-        if compiled is None:
-            compiled = RuleList(rules, tuple(CompiledRule(r, self.pool) for r in rules))
-            self._rules[id(rules)] = compiled
-        return compiled
-
-    def candidates(self, direction: Direction, hep: bool, namespace: str | None) -> list[tuple[Tier, list[Policy]]]:
-        """Per tier, the policies that may govern such a subject in this direction, before selectors."""
-        key = (direction, hep, namespace)
-        found = self._candidates.get(key)
+    def rules(self, owner: Policy | Profile, direction: Direction, tier: str) -> RuleList:
+        """A policy's or profile's rules for one direction, compiled once and shared by every subject."""
+        key = (owner.name, id(owner.rules(direction)), direction is Direction.INGRESS)
+        found = self._rules.get(key)
         if found is None:
-            found = []
-            for tier in self.tiers:
-                found.append((tier, [
-                    p for p in self.policy_set.tier_policies(tier.name)
-                    if direction in p.types
-                    and not (self._enforced_only and p.staged)
-                    and p.staged_action is not StagedAction.DELETE
-                    # only global policies select host endpoints; untracked / preDNAT ones only those
-                    and (p.kind.is_global if hep else not (p.do_not_track or p.pre_dnat))
-                    # a namespaced policy's selector always carries its namespace (§2.4)
-                    and (p.namespace is None or p.namespace == namespace)
-                ]))
-            self._candidates[key] = found
+            rules = owner.rules(direction)
+            if isinstance(owner, Policy):
+                name, kind, staged = owner.display_name, owner.kind.short, owner.staged
+            else:
+                name, kind, staged = owner.name, "pro", False
+            decisions = tuple(
+                Decision(Outcome.ALLOW if r.action is Action.ALLOW else Outcome.DENY,
+                         Where(tier, name, kind, r.index, staged))
+                if r.action in (Action.ALLOW, Action.DENY) else None
+                for r in rules
+            )
+            found = RuleList(owner, tuple(CompiledRule(r, self.pool) for r in rules), decisions)
+            self._rules[key] = found
         return found
 
-    def _interned(self, selector: Selector) -> Selector:
-        """One object per distinct policy selector, so each is matched once per subject."""
-        found = self._selectors_by_id.get(id(selector))
+    def plan(self, hep: bool, namespace: str | None) -> Plan:
+        """The policies that may govern a subject of this kind and namespace, per direction and tier, before
+        selectors; their policy selectors deduplicated so each is matched once per subject."""
+        key = (hep, namespace)
+        found = self._plans.get(key)
         if found is None:
-            found = self._selectors_by_text.setdefault(str(selector), selector)
-            self._selectors_by_id[id(selector)] = found
+            slots: dict[str, int] = {}
+            selectors: list[Selector] = []
+            per_direction: dict[Direction, list[tuple[Tier, list[Candidate]]]] = {}
+            for direction in Direction:
+                per_tier = []
+                for tier in self.tiers:
+                    chosen = []
+                    for p in self.policy_set.tier_policies(tier.name):
+                        if not (
+                            direction in p.types
+                            and not (self._enforced_only and p.staged)
+                            and p.staged_action is not StagedAction.DELETE
+                            # only global policies select host endpoints; untracked / preDNAT ones only those
+                            and (p.kind.is_global if hep else not (p.do_not_track or p.pre_dnat))
+                            # a namespaced policy's selector always carries its namespace (§2.4)
+                            and (p.namespace is None or p.namespace == namespace)
+                        ):
+                            continue
+                        text = str(p.applies_to)
+                        slot = slots.get(text)
+                        if slot is None:
+                            slot = slots[text] = len(selectors)
+                            selectors.append(p.applies_to)
+                        stage = "untracked" if p.do_not_track else "preDNAT" if p.pre_dnat else ""
+                        chosen.append(Candidate(
+                            p, slot, tier.name, stage, p.display_name, p.kind.short, p.staged,
+                        ))
+                    per_tier.append((tier, chosen))
+                per_direction[direction] = per_tier
+            found = Plan(tuple(selectors), per_direction)
+            self._plans[key] = found
         return found
 
-    def _applicability(self, subject: EndpointFacts) -> dict[int, Tri]:
-        """Whether each policy selects the subject, by id; one evaluation per distinct selector."""
+    def _applicability(self, subject: EndpointFacts, plan: Plan) -> list[Tri]:
+        """Per selector slot of the plan: whether it selects the subject."""
         found = self._applies.get(subject.id) if self.cached else None
         if found is None:
-            found = {}
-            by_selector: dict[int, Tri] = {}
-            hep = subject.type is EndpointType.HEP
-            for direction in Direction:
-                for _, policies in self.candidates(direction, hep, subject.namespace):
-                    for policy in policies:
-                        if id(policy) in found:
-                            continue
-                        selector = self._interned(policy.applies_to)
-                        value = by_selector.get(id(selector))
-                        if value is None:
-                            value = selector_value(selector, subject, self.cached)
-                            by_selector[id(selector)] = value
-                        found[id(policy)] = value
+            found = [selector_value(selector, subject, self.cached) for selector in plan.selectors]
             if self.cached:
                 if len(self._applies) >= _CACHE_LIMIT:
                     self._applies.clear()
@@ -466,8 +700,9 @@ class Compiler:
 
     def program(self, subject: EndpointFacts, direction: Direction) -> Program:
         hep = subject.type is EndpointType.HEP
-        per_tier = self.candidates(direction, hep, subject.namespace)
-        applicability = self._applicability(subject)
+        plan = self.plan(hep, subject.namespace)
+        applicability = self._applicability(subject, plan)
+        per_tier = plan.per_direction[direction]
         stages: list[tuple[str, bool]] = [("", True)]
         if hep:
             stages = [("untracked", False), ("preDNAT", False), ("", True)]
@@ -475,17 +710,12 @@ class Compiler:
         skipped: list[str] = []
         for stage, normal in stages:
             for tier, candidates in per_tier:
-                steps = []
-                for policy in candidates:
-                    if hep and (policy.do_not_track, policy.pre_dnat) != (stage == "untracked", stage == "preDNAT"):
-                        continue
-                    applies = applicability[id(policy)]
-                    if applies is False:
-                        continue
-                    name = self._names.get(id(policy))
-                    if name is None:
-                        name = self._names[id(policy)] = (policy.display_name, policy.kind.short, policy.staged)
-                    steps.append(PolicyStep(policy, applies, self.rules(policy.rules(direction)), *name))
+                steps = [
+                    PolicyStep(c.policy, applicability[c.slot], self.rules(c.policy, direction, c.tier), c.name,
+                               c.kind, c.staged)
+                    for c in candidates
+                    if applicability[c.slot] is not False and c.stage == stage
+                ]
                 if not steps:
                     if normal:
                         skipped.append(tier.name)
@@ -499,7 +729,7 @@ class Compiler:
         profiles: tuple[ProfileStep | Reason, ...] | None = None
         if subject.profiles is not None:
             profiles = tuple(
-                p if isinstance(p, Reason) else ProfileStep(p, self.rules(p.rules(direction)))
+                p if isinstance(p, Reason) else ProfileStep(p, self.rules(p, direction, PROFILE_TIER))
                 for p in subject.profiles
             )
         return Program(direction, subject, failsafe, tuple(tier_steps), tuple(skipped), profiles)

@@ -8,7 +8,6 @@ Matchers are three-valued: True, False, or a `Reason` (the criterion depends on 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from flowstage.policy.engine.addresses import CIDRs
@@ -73,28 +72,40 @@ def show(value: Tri) -> str:
     return f"unknown ({value.value})"
 
 
-@dataclass
 class FlowContext:
     """The flow being judged, as matchers see it. `family` None: the IP family is not known."""
 
-    proto: int | None
-    family: int | None
-    src: EndpointFacts
-    dst: EndpointFacts
-    src_port: int | None
-    dst_port: int | None
-    icmp_type: int | None
-    icmp_code: int | None
-    resolver: EndpointResolver
-    l4_key: tuple = ()
-    src_key: int = 0  # per-endpoint cache keys: endpoint id and IP family folded into one int
-    dst_key: int = 0
+    __slots__ = (
+        "proto", "family", "src", "dst", "src_port", "dst_port", "icmp_type", "icmp_code", "resolver", "l4_key",
+        "src_key", "dst_key",
+    )
 
-    def __post_init__(self) -> None:
-        self.l4_key = (self.proto, self.dst_port, self.src_port, self.icmp_type, self.icmp_code)
-        family = 0 if self.family is None else self.family // 3
-        self.src_key = self.src.id * 3 + family
-        self.dst_key = self.dst.id * 3 + family
+    def __init__(
+        self,
+        proto: int | None,
+        family: int | None,
+        src: EndpointFacts,
+        dst: EndpointFacts,
+        src_port: int | None,
+        dst_port: int | None,
+        icmp_type: int | None,
+        icmp_code: int | None,
+        resolver: EndpointResolver,
+    ) -> None:
+        self.proto = proto
+        self.family = family
+        self.src = src
+        self.dst = dst
+        self.src_port = src_port
+        self.dst_port = dst_port
+        self.icmp_type = icmp_type
+        self.icmp_code = icmp_code
+        self.resolver = resolver
+        self.l4_key = (proto, dst_port, src_port, icmp_type, icmp_code)
+        # per-endpoint cache keys: endpoint id and IP family folded into one int
+        code = 0 if family is None else family // 3
+        self.src_key = src.id * 3 + code
+        self.dst_key = dst.id * 3 + code
 
     def with_family(self, family: int) -> FlowContext:
         return FlowContext(
@@ -263,15 +274,21 @@ class SelectorMatch(Criterion):
         self.entity_rule = entity_rule
         self.matcher, self._results = pool.selector(source, entity_rule.effective_selector, entity_rule.not_selector)
         self.cached = pool.cached
+        if not pool.cached:
+            self.test = self.matcher.test  # type: ignore[method-assign]
+        elif source:
+            self.test = self._test_source  # type: ignore[method-assign]
 
     def test(self, ctx: FlowContext) -> Tri:
-        if not self.cached:
-            return self.matcher.test(ctx)
-        key = ctx.src_key if self.source else ctx.dst_key
-        found = self._results.get(key)
+        found = self._results.get(ctx.dst_key)
         if found is None:
-            found = self.matcher.test(ctx)
-            self._results[key] = found
+            found = self._results[ctx.dst_key] = self.matcher.test(ctx)
+        return found
+
+    def _test_source(self, ctx: FlowContext) -> Tri:
+        found = self._results.get(ctx.src_key)
+        if found is None:
+            found = self._results[ctx.src_key] = self.matcher.test(ctx)
         return found
 
     def describe(self) -> str:
@@ -567,11 +584,13 @@ class ResidualRule:
     single call.
     """
 
-    __slots__ = ("compiled", "rule", "first", "tests", "match")
+    __slots__ = ("compiled", "rule", "action", "first", "tests", "match", "decision")
 
-    def __init__(self, compiled: CompiledRule, first: Tri) -> None:
+    def __init__(self, compiled: CompiledRule, first: Tri, decision: object = None) -> None:
         self.compiled = compiled
         self.rule = compiled.rule
+        self.action = compiled.rule.action
+        self.decision = decision  # what the rule decides when it matches (Allow / Deny), set by its owner
         self.first = first
         self.tests = compiled.rest_tests
         self.match: Callable[[FlowContext], Tri] = self._generic
