@@ -8,7 +8,7 @@ verdict needs namespace labels nobody supplied.
 
 from __future__ import annotations
 
-import subprocess
+import json
 import sys
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -17,9 +17,9 @@ import pytest
 from report_stores import LESSON, build_store, felix, pod, profile
 from typer.testing import CliRunner
 
-from flowstage.cli import app
+from flowstage.cli import app, main
 from flowstage.ingest import ingest
-from flowstage.report import Thresholds, evaluate, open_replay, run_check
+from flowstage.report import CheckFailed, Thresholds, evaluate, open_replay, run_check
 from flowstage.store import Store
 
 FRONTEND = pod("prod", "frontend", env="prod")
@@ -89,6 +89,11 @@ def test_thresholds_that_accept_the_breakage_pass_with_exit_0(store):
     result = runner.invoke(app, ["check", "--store", str(store), "--max-would-break", "30", "--allow-lockout"])
     assert result.exit_code == 0, result.output
     assert "promotion is safe by these thresholds" in result.output
+    scripted = runner.invoke(app, ["check", "--store", str(store), "--max-would-break", "30", "--allow-lockout",
+                                   "--json"])
+    payload = json.loads(scripted.output)
+    assert (scripted.exit_code, payload["passed"]) == (0, True)
+    assert [c["name"] for c in payload["checks"]] == ["would-break", "unknown-verdicts", "lockout-risk"]
 
 
 def test_limits_are_inclusive_and_one_flow_over_fails(report):
@@ -129,58 +134,46 @@ def test_junit_xml_has_one_testcase_per_check(store, tmp_path):
     assert "destination=prod/backend, port=8080/tcp, flows=10" in failure.text
 
 
-def test_json_output_for_scripts(store):
-    import json
-
-    result = runner.invoke(app, ["check", "--store", str(store), "--max-would-break", "30", "--allow-lockout", "--json"])
-    payload = json.loads(result.output)
-    assert payload["passed"] is True
-    assert [c["name"] for c in payload["checks"]] == ["would-break", "unknown-verdicts", "lockout-risk"]
-
-
-def flowstage(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "flowstage", *args], capture_output=True, text=True, timeout=120)
+def flowstage(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Run the real entry point (with its error handling) in-process; exit code and stderr."""
+    with pytest.raises(SystemExit) as exit_info:
+        sys.argv = ["flowstage", *args]
+        main()
+    return exit_info.value.code, capsys.readouterr().err
 
 
-def test_bad_input_exits_2_with_a_message_not_a_traceback(tmp_path):
-    missing = flowstage("check", "--store", str(tmp_path / "nowhere"))
-    assert missing.returncode == 2
-    assert "no store at" in missing.stderr and "Traceback" not in missing.stderr
+def test_bad_input_exits_2_with_a_message_not_a_traceback(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", sys.argv[:])
+    code, err = flowstage("check", "--store", str(tmp_path / "nowhere"), capsys=capsys)
+    assert code == 2
+    assert "no store at" in err and "Traceback" not in err
 
     log = tmp_path / "flows.log"
     log.write_text("", encoding="utf-8")
-    store = Store.open(tmp_path / "store", create=True)
-    ingest([str(log)], store)
-    unreplayed = flowstage("check", "--store", str(tmp_path / "store"))
-    assert unreplayed.returncode == 2
-    assert "has no replay yet: run `flowstage replay" in " ".join(unreplayed.stderr.split())
-    assert "Traceback" not in unreplayed.stderr
+    ingest([str(log)], Store.open(tmp_path / "store", create=True))
+    code, err = flowstage("check", "--store", str(tmp_path / "store"), capsys=capsys)
+    assert code == 2
+    assert "has no replay yet: run `flowstage replay" in " ".join(err.split())
 
 
 def test_promote_refuses_when_the_check_fails_unless_forced(store, tmp_path):
     policies = store.parent / "policies.yaml"
     refused = runner.invoke(app, ["promote", str(policies), "--output", str(tmp_path / "out"), "--store", str(store)])
-    assert refused.exit_code != 0
-    assert "refusing to promote" in str(refused.exception)
+    assert isinstance(refused.exception, CheckFailed) and refused.exception.exit_code == 1
+    assert "refusing to promote, the check on" in str(refused.exception)
+    assert "would-break: promotion would break 30 flows" in str(refused.exception)
     assert not (tmp_path / "out").exists()
 
-    forced = runner.invoke(
-        app, ["promote", str(policies), "--output", str(tmp_path / "forced"), "--store", str(store), "--force"]
-    )
-    assert forced.exit_code == 0, forced.output
-    assert (tmp_path / "forced" / "policies.yaml").is_file()
-
-
-def test_promote_refuses_policies_the_replay_did_not_judge(store, tmp_path):
+    # A policy file changed since the replay is not what the check judged; --force overrides and says so.
     edited = tmp_path / "policies.yaml"
-    edited.write_text((store.parent / "policies.yaml").read_text() + "\n# edited after the replay\n", encoding="utf-8")
-    forced = runner.invoke(app, ["promote", str(edited), "--output", str(tmp_path / "out"), "--store", str(store),
+    edited.write_text(policies.read_text() + "\n# edited after the replay\n", encoding="utf-8")
+    forced = runner.invoke(app, ["promote", str(edited), "--output", str(tmp_path / "forced"), "--store", str(store),
                                  "--force"])
-    # --force accepts a failing check, and says which reasons it overrode
     assert forced.exit_code == 0, forced.output
-    assert "did not judge" in " ".join(forced.output.split())
-    strict = runner.invoke(app, ["promote", str(edited), "--output", str(tmp_path / "strict"), "--store", str(store)])
-    assert "did not judge" in str(strict.exception)
+    warnings = " ".join(forced.output.split())
+    assert f"warning (--force): the replay in {store} did not judge {edited} as it is now" in warnings
+    assert "warning (--force): lockout-risk: 2 lockout risks" in warnings
+    assert (tmp_path / "forced" / "policies.yaml").is_file()
 
 
 def test_a_replayed_store_with_nothing_to_break_passes(tmp_path):

@@ -68,7 +68,7 @@ def report(
     """
     if list_reports:
         for query in discover().values():
-            console.out.print(f"[bold]{console.escape(query.name)}[/]  {console.escape(query.question)}")
+            console.out.print(f"[bold]{console.escape(query.name)}[/]  {console.escape(query.question)}", soft_wrap=True)
         return
     if store is None:
         raise UsageError("--store is required: the store folder that `flowstage replay` judged")
