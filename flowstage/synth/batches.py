@@ -6,24 +6,25 @@ Memory is bounded by the batch size and the number of keys, never by the number 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from flowstage.schema import FLOW_SCHEMA, UTC_TIMESTAMP
 from flowstage.synth.keys import DEFAULT_ALLOWED_LEVEL, DEFAULT_DENIED_LEVEL, KeyTable, key_table
-from flowstage.synth.records import FlowKey, LoggedEndpoint, PolicyHit
+from flowstage.synth.records import FlowKey, PolicyHit
 from flowstage.synth.windows import RowBlock, row_blocks
 
-DEFAULT_BATCH_ROWS = 262_144
+DEFAULT_BATCH_ROWS = 131_072
 SYNTH_FORMAT = "synth"
 
 
-def _labels(endpoint: LoggedEndpoint) -> list[tuple[str, str]] | None:
-    if endpoint.labels is None:
+def _label_pairs(labels: tuple[str, ...] | None) -> list[tuple[str, str]] | None:
+    if labels is None:
         return None
-    return [tuple(item.split("=", 1)) for item in endpoint.labels]  # type: ignore[misc]
+    return [tuple(item.split("=", 1)) for item in labels]  # type: ignore[misc]
 
 
 def _hits(hits: tuple[PolicyHit, ...] | None) -> list[dict] | None:
@@ -46,35 +47,58 @@ def _hits(hits: tuple[PolicyHit, ...] | None) -> list[dict] | None:
     ]
 
 
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _encoded(values: list[Any], type_: pa.DataType, convert: Callable[[Any], Any] = _identity, by_identity: bool = False) -> pa.Array:
+    # Keys share few distinct label sets, traces and names: convert each distinct value once, then gather. Label
+    # tuples are shared objects (one per pod group), so their identity is a cheap stand-in for their value.
+    codes: dict[Any, int] = {}
+    first: list[Any] = []
+    index = np.empty(len(values), dtype=np.int64)
+    for i, v in enumerate(values):
+        code = codes.get(id(v) if by_identity else v)
+        if code is None:
+            code = codes[id(v) if by_identity else v] = len(first)
+            first.append(v)
+        index[i] = code
+    distinct = pa.array([convert(v) for v in first], type=type_)
+    return distinct.take(pa.array(index))
+
+
 def key_columns(keys: list[FlowKey], nat_ports: list[tuple[int, ...] | None]) -> dict[str, pa.Array]:
     """One Arrow array per key-level column of the canonical schema, one element per key."""
     types = {f.name: f.type for f in FLOW_SCHEMA}
-    columns: dict[str, list] = {name: [] for name in _KEY_COLUMNS}
-    for k, nat in zip(keys, nat_ports, strict=True):
-        for prefix, e in (("source", k.source), ("dest", k.dest)):
-            columns[f"{prefix}_type"].append(e.type)
-            columns[f"{prefix}_namespace"].append(e.namespace)
-            columns[f"{prefix}_name"].append(e.name)
-            columns[f"{prefix}_name_aggr"].append(e.name_aggr)
-            columns[f"{prefix}_ip"].append(e.ip)
-            columns[f"{prefix}_labels"].append(_labels(e))
-        columns["dest_port"].append(k.dest_port)
-        svc = k.service
-        columns["dest_service_namespace"].append(svc.namespace if svc else None)
-        columns["dest_service_name"].append(svc.name if svc else None)
-        columns["dest_service_port"].append(svc.port_name if svc and not k.aggregated_service_port else None)
-        columns["dest_service_port_num"].append(svc.port if svc else None)
-        columns["dest_domains"].append(list(k.dest_domains) if k.dest_domains else None)
-        columns["proto"].append(k.proto)
-        columns["proto_num"].append(k.proto_num)
-        columns["action"].append(k.action)
-        columns["reporter"].append(k.reporter)
-        columns["enforced_policies"].append(_hits(k.enforced))
-        columns["pending_policies"].append(_hits(k.pending))
-        columns["all_policies"].append(_hits(k.all_policies))
-        columns["nat_outgoing_ports"].append(list(nat) if nat else None)
-        columns["host"].append(k.host or None)
-    return {name: pa.array(values, type=types[name]) for name, values in columns.items()}
+    columns: dict[str, pa.Array] = {}
+
+    def column(name: str, values: list[Any], convert: Callable[[Any], Any] = _identity, by_identity: bool = False) -> None:
+        columns[name] = _encoded(values, types[name], convert, by_identity)
+
+    for prefix, side in (("source", [k.source for k in keys]), ("dest", [k.dest for k in keys])):
+        column(f"{prefix}_type", [e.type for e in side])
+        column(f"{prefix}_namespace", [e.namespace for e in side])
+        column(f"{prefix}_name", [e.name for e in side])
+        column(f"{prefix}_name_aggr", [e.name_aggr for e in side])
+        column(f"{prefix}_ip", [e.ip for e in side])
+        column(f"{prefix}_labels", [e.labels for e in side], _label_pairs, by_identity=True)
+    services = [k.service for k in keys]
+    column("dest_port", [k.dest_port for k in keys])
+    column("dest_service_namespace", [s.namespace if s else None for s in services])
+    column("dest_service_name", [s.name if s else None for s in services])
+    column("dest_service_port", [s.port_name if s and not k.aggregated_service_port else None for s, k in zip(services, keys, strict=True)])
+    column("dest_service_port_num", [s.port if s else None for s in services])
+    column("dest_domains", [k.dest_domains for k in keys], lambda d: list(d) if d else None)
+    column("proto", [k.proto for k in keys])
+    column("proto_num", [k.proto_num for k in keys])
+    column("action", [k.action for k in keys])
+    column("reporter", [k.reporter for k in keys])
+    column("enforced_policies", [k.enforced for k in keys], _hits)
+    column("pending_policies", [k.pending for k in keys], _hits)
+    column("all_policies", [k.all_policies for k in keys], _hits)
+    column("nat_outgoing_ports", nat_ports, lambda n: list(n) if n else None)
+    column("host", [k.host or None for k in keys])
+    return columns
 
 
 _KEY_COLUMNS = (

@@ -262,7 +262,7 @@ class ClusterBuilder:
         r = stable_rng(self.cluster.seed, "uid", *parts)
         return str(uuid.UUID(int=r.getrandbits(128), version=4))
 
-    def namespace(self, name: str, **labels: str) -> Namespace:
+    def namespace(self, name: str, /, **labels: str) -> Namespace:
         ns = Namespace(name, {"kubernetes.io/metadata.name": name, **labels}, self.uid("ns", name))
         self.cluster.namespaces.append(ns)
         return ns

@@ -19,7 +19,7 @@ WINDOW_SECONDS = 300  # felix's default flowLogsFlushInterval
 ACTIVE_SHARE = 0.6  # share of all keys logged in a typical window
 _SYN_BYTES = 60
 _MTU_PAYLOAD = 1400
-_CELLS_PER_CHUNK = 2_000_000  # windows × keys scored at once: bounds the sampler's memory to ~50 MB
+_CELLS_PER_CHUNK = 400_000  # windows × keys scored per block: bounds the sampler's memory
 
 
 @dataclass
