@@ -123,6 +123,12 @@ def test_kinds_not_modelled_are_listed_as_skipped(tmp_path):
     assert bundle.problems == []
 
 
+def test_yaml_that_is_not_a_kubernetes_object_is_skipped_with_a_warning(tmp_path):
+    bundle = load_text(tmp_path, "replicaCount: 3\nimage: {tag: v1}\n", "values.yaml")
+    assert bundle.errors == [] and bundle.warnings[0].message == "not a Kubernetes object (no kind): skipped"
+    assert [(s.kind, s.file.endswith("values.yaml")) for s in bundle.skipped] == [("(no kind)", True)]
+
+
 def test_invalid_yaml_names_file_and_line(tmp_path):
     bundle = load_text(tmp_path, GNP.format(name="ok") + "---\nkind: [unclosed\nspec: 1\n")
     assert [p.name for p in bundle.policies] == ["ok"]  # documents before the broken one still load

@@ -109,6 +109,13 @@ def test_round_trip_keeps_key_order_comments_quotes_and_flow_style(tmp_path):
     assert promoted.after == expected
 
 
+def test_a_key_written_twice_in_a_staged_policy_stops_promotion(tmp_path):
+    # Which of the two values counts is ambiguous; promotion must not pick one silently.
+    write(tmp_path / "in", LESSON + "  order: 1\n  order: 2\n")  # in the staged policy's spec
+    with pytest.raises(PromotionError, match="cannot rewrite it keeping its formatting: .*duplicate key"):
+        plan_promotion([tmp_path / "in"], tmp_path / "out")
+
+
 def test_staged_kubernetes_policy_becomes_a_kubernetes_network_policy(tmp_path):
     write(
         tmp_path / "in",

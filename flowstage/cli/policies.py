@@ -18,7 +18,7 @@ from rich.table import Table
 from flowstage import console
 from flowstage.errors import UsageError
 from flowstage.policy.loader import PolicyBundle, load_policies
-from flowstage.policy.model import Policy, SetName, Tier
+from flowstage.policy.model import Direction, Policy, SetName, Tier
 from flowstage.policy.sets import build_sets, ordered_tiers
 from flowstage.policy.validate import Problem
 
@@ -105,7 +105,7 @@ def _rows(tiers: Iterable[Tier], policies: dict[str, list[Policy]], effective: b
                     "order": policy.order,
                     "name": policy.display_name,
                     "kind": policy.kind.value,
-                    "types": sorted(d.value for d in policy.types),
+                    "types": [d.value for d in Direction if d in policy.types],
                     "selector": str(policy.applies_to if effective else policy.selector),
                     "staged": policy.staged_action.value if policy.staged_action else "",
                     "file": policy.origin.file if policy.origin else None,

@@ -441,7 +441,8 @@ def resolve_kind(doc: Mapping[str, Any]) -> tuple[ObjectKind | None, str | None,
     kind = doc.get("kind")
     api_version = doc.get("apiVersion")
     if not isinstance(kind, str) or not kind:
-        return None, "no kind: expected a Kubernetes object with apiVersion and kind", Severity.ERROR
+        # Stray YAML (Helm values, tool settings) sits next to manifests; kubectl would refuse it, flowstage skips it.
+        return None, "not a Kubernetes object (no kind): skipped", Severity.WARNING
     if api_version is None:
         if kind == "NetworkPolicy":
             return (
@@ -593,14 +594,14 @@ class _Collector:
         if message is not None and severity is not None:
             report.add(("apiVersion",) if doc.get("kind") else ("kind",), message, severity)
         if kind is None:
-            if severity is None:
+            if severity is not Severity.ERROR:
                 meta = doc.get("metadata") if isinstance(doc.get("metadata"), Mapping) else {}
                 self.bundle.skipped.append(
                     SkippedObject(
                         raw.file,
                         raw.document,
-                        str(doc.get("kind")),
-                        str(doc.get("apiVersion")),
+                        str(doc.get("kind") or "(no kind)"),
+                        str(doc.get("apiVersion") or ""),
                         str(meta.get("name") or ""),
                     )
                 )

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import YAMLError as RuamelError
 from ruamel.yaml.scalarstring import ScalarString
 
 from flowstage.errors import FlowstageError, UsageError
@@ -31,6 +32,7 @@ from flowstage.policy.loader import (
     identify,
     load_policies,
     policy_files,
+    read_documents,
 )
 from flowstage.policy.model import PolicyKind
 from flowstage.policy.sets import PromotionAction, PromotionStep, build_sets
@@ -355,6 +357,12 @@ def promote_text(text: str, decisions: _Decisions, is_json: bool) -> str | None:
     pieces: list[str] = []
     any_changed = False
     for region in _document_regions(text):
+        # The fast safe parse says whether anything in the document changes; only then is it worth
+        # ruamel's (much slower) round trip.
+        documents, _ = read_documents(region, "")
+        if not any(_apply(document.root, decisions)[1] for document in documents):
+            pieces.append(region)
+            continue
         result, changed = _round_trip(region, decisions)
         any_changed |= changed
         if result is not None:
@@ -440,7 +448,13 @@ def plan_promotion(
         is_json = source.suffix.lower() == ".json" or (
             source.suffix.lower() in POLICY_FILE_SUFFIXES and _is_json(text)
         )
-        files.append(PromotedFile(source, target, text, promote_text(text, decisions, is_json)))
+        try:
+            after = promote_text(text, decisions, is_json)
+        except RuamelError as err:
+            # e.g. a key written twice: which value counts is ambiguous, so the file must say it once
+            problem = " ".join(str(err).split())
+            raise PromotionError(f"{source}: cannot rewrite it keeping its formatting: {problem}") from None
+        files.append(PromotedFile(source, target, text, after))
     deletions = [
         _deletion(step)
         for step in sets.promotion
