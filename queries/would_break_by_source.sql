@@ -23,7 +23,7 @@
 --   denied_by_rule    rule index in that policy; -1 = no rule matched (end of tier)
 --   denied_by_staged  true when that policy is one of the staged objects being promoted
 -- Parameter: $top — keep the first N rows (NULL keeps all).
--- Show: rank, source_namespace, source_workload, flows, bytes, destinations, top_destination, last_seen, denied_by_policy, denied_by_rule, denied_by_staged
+-- Show: rank, source_namespace, source_workload, flows, bytes, destinations, top_destination, denied_by_policy, denied_by_rule
 WITH
 breaking AS (
     SELECT DISTINCT

@@ -208,7 +208,9 @@ def section_table(section: Section) -> Table:
         expand=False,
     )
     for header in headers:
-        table.add_column(esc(header), justify="right" if header in numeric else "left", overflow="fold")
+        # Numbers, ports and ranks never wrap; names fold when the terminal is narrow.
+        short = header in numeric or header in ("rank", "port")
+        table.add_column(esc(header), justify="right" if header in numeric else "left", overflow="fold", no_wrap=short)
     for row in cells:
         table.add_row(*(esc(c) for c in row))
     return table
