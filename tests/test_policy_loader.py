@@ -387,3 +387,8 @@ def test_arbitrary_objects_never_raise(tmp_path, kind, api, meta, spec):
 def test_empty_and_degenerate_files_do_not_raise(tmp_path, text):
     bundle = load_text(tmp_path, text)
     assert bundle.policies == []
+
+
+def test_deeply_nested_json_arrays_are_a_problem_not_a_crash(tmp_path):
+    bundle = load_policies([write(tmp_path, "[" * 900 + "]" * 900, "deep.json")])
+    assert bundle.errors[0].message.startswith("expected a Kubernetes object")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -215,17 +214,11 @@ def parse_ip(value: Any) -> str:
         raise ValueError(f"'{value}' is not a valid IP address") from None
 
 
-@functools.lru_cache(maxsize=16384)
-def selector(text: str) -> Selector:
-    """Parse a selector (raises SelectorError); blank text is `all()`, as in Calico."""
-    return parse_selector(text)
-
-
 def optional_selector(text: str | None) -> Selector | None:
     """None for an absent or blank selector field, else the parsed selector."""
     if text is None or not text.strip(" \t"):
         return None
-    return selector(text)
+    return parse_selector(text)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -286,7 +279,7 @@ def entity_effective_selector(fields: EntityFields, namespace: str | None) -> Se
         if prefixed is not None:
             sa_sel = prefixed.prefixed(SERVICE_ACCOUNT_PREFIX)
         if fields.service_account_names:
-            names = selector(_in_set(SERVICE_ACCOUNT_LABEL, fields.service_account_names))
+            names = parse_selector(_in_set(SERVICE_ACCOUNT_LABEL, fields.service_account_names))
             sa_sel = _and(sa_sel, names)
     endpoint_sel = optional_selector(fields.selector)
     sel = sa_sel if endpoint_sel is None else _and(sa_sel, endpoint_sel)
@@ -770,7 +763,7 @@ def kubernetes_policy(
         namespace=policy_namespace,
         tier=DEFAULT_TIER,
         order=KUBERNETES_POLICY_ORDER,
-        selector=selector(pod_selector),
+        selector=parse_selector(pod_selector),
         applies_to=policy_applies_to(policy_namespace, pod_selector),
         types=kubernetes_policy_types(spec, api_server_defaults=not kind.staged),
         ingress=kubernetes_rules(spec.get("ingress"), policy_namespace, True, "spec.ingress"),

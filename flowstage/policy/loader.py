@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from flowstage.errors import FlowstageError
 from flowstage.policy import convert, validate
 from flowstage.policy.convert import ObjectKind
 from flowstage.policy.model import (
@@ -375,9 +376,9 @@ def objects_in(document: Document, file: str) -> tuple[list[RawObject], list[Pro
     problems: list[Problem] = []
 
     def visit(value: Any, path: tuple[str | int, ...], list_kind: str | None, list_api: Any) -> None:
-        if isinstance(value, list):
+        if isinstance(value, list) and not path:  # a top-level array of objects (some dump tools write that)
             for index, item in enumerate(value):
-                visit(item, (*path, index), list_kind, list_api)
+                visit(item, (index,), list_kind, list_api)
             return
         if not isinstance(value, Mapping):
             problems.append(
@@ -387,7 +388,7 @@ def objects_in(document: Document, file: str) -> tuple[list[RawObject], list[Pro
                     "",
                     validate.format_path(path),
                     f"expected a Kubernetes object (a mapping with apiVersion and kind), found "
-                    f"{validate._type_name(value)}",
+                    f"{validate.type_name(value)}",
                     line=line_of(document.root, path) or document.line,
                 )
             )
@@ -621,12 +622,12 @@ class _Collector:
             previous = self._seen.get(identity)
             if previous is None:
                 self._seen[identity] = origin
-                self._store(kind, doc, identity, origin)
+                self._store(kind, doc, identity, origin, report)
             elif kind in _REPLACEABLE_KINDS:
                 report.warning(
                     (), f"{identity.label} is also listed in {previous}; this later listing is used"
                 )
-                self._store(kind, doc, identity, origin)
+                self._store(kind, doc, identity, origin, report)
             else:
                 report.error(
                     (),
@@ -659,17 +660,32 @@ class _Collector:
             return None
         return Identity(kind, namespace, name)
 
-    def _store(self, kind: ObjectKind, doc: Mapping[str, Any], identity: Identity, origin: SourceRef) -> None:
+    def _store(
+        self,
+        kind: ObjectKind,
+        doc: Mapping[str, Any],
+        identity: Identity,
+        origin: SourceRef,
+        report: ObjectReport,
+    ) -> None:
+        try:
+            self._convert(kind, doc, identity, origin)
+        except (ValueError, FlowstageError) as err:
+            # Validation should have caught it; if not, the object is still only a problem, never a crash.
+            report.error((), f"cannot be read into the model: {err}")
+
+    def _convert(
+        self, kind: ObjectKind, doc: Mapping[str, Any], identity: Identity, origin: SourceRef
+    ) -> None:
         bundle = self.bundle
         ns = identity.namespace
         policy_kind = kind.policy_kind
         if policy_kind is not None:
             policy = convert.policy(policy_kind, doc, ns, origin)
-            bundle.policies.append(policy)
             if policy_kind.staged and policy.staged_action is not StagedAction.DELETE:
-                bundle.promoted[(policy.kind, policy.namespace, policy.name)] = convert.policy(
-                    policy_kind.enforced, doc, ns, origin
-                )
+                promoted = convert.policy(policy_kind.enforced, doc, ns, origin)
+                bundle.promoted[(policy.kind, policy.namespace, policy.name)] = promoted
+            bundle.policies.append(policy)
             return
         if kind is ObjectKind.TIER:
             bundle.tiers.append(convert.tier(doc, origin))

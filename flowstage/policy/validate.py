@@ -17,7 +17,7 @@ from typing import Any
 from flowstage.policy import convert
 from flowstage.policy.convert import MAX_RULES, ObjectKind
 from flowstage.policy.model import PORT_PROTOCOLS, Action, StagedAction
-from flowstage.selector import Selector, SelectorError
+from flowstage.selector import Selector, SelectorError, parse_selector
 
 Path = tuple[str | int, ...]
 
@@ -131,7 +131,8 @@ DIRECTIONS = ("Ingress", "Egress")
 KUBERNETES_PROTOCOLS = ("TCP", "UDP", "SCTP")
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
+    """How a YAML value's type reads in a message: `a string`, `a mapping`, `nothing (null)`."""
     if value is None:
         return "nothing (null)"
     if isinstance(value, bool):
@@ -150,28 +151,28 @@ def _type_name(value: Any) -> str:
 def _is_mapping(value: Any, path: Path, report: ObjectReport, what: str = "a mapping of fields") -> bool:
     if isinstance(value, Mapping):
         return True
-    report.error(path, f"expected {what}, found {_type_name(value)}")
+    report.error(path, f"expected {what}, found {type_name(value)}")
     return False
 
 
 def _is_list(value: Any, path: Path, report: ObjectReport, what: str = "a list") -> bool:
     if isinstance(value, list):
         return True
-    report.error(path, f"expected {what}, found {_type_name(value)}")
+    report.error(path, f"expected {what}, found {type_name(value)}")
     return False
 
 
 def _is_text(value: Any, path: Path, report: ObjectReport) -> bool:
     if isinstance(value, str):
         return True
-    report.error(path, f"expected a string, found {_type_name(value)} ({value!r}); quote it")
+    report.error(path, f"expected a string, found {type_name(value)} ({value!r}); quote it")
     return False
 
 
 def _is_bool(value: Any, path: Path, report: ObjectReport) -> bool:
     if isinstance(value, bool):
         return True
-    report.error(path, f"expected true or false, found {_type_name(value)} ({value!r})")
+    report.error(path, f"expected true or false, found {type_name(value)} ({value!r})")
     return False
 
 
@@ -202,7 +203,7 @@ def check_labels(value: Any, path: Path, report: ObjectReport) -> None:
     for key, label_value in value.items():
         if not isinstance(label_value, str):
             report.error(
-                (*path, key), f"label values must be strings, found {_type_name(label_value)}; quote it"
+                (*path, key), f"label values must be strings, found {type_name(label_value)}; quote it"
             )
             continue
         if not _is_qualified_name(str(key)):
@@ -226,7 +227,7 @@ def check_selector(
     if value is None or not _is_text(value, path, report):
         return None
     try:
-        parsed = convert.selector(value)
+        parsed = parse_selector(value)
     except SelectorError as err:
         head, _, caret = str(err).partition("\n")
         report.error(path, head, detail=textwrap.dedent(caret))
@@ -280,7 +281,7 @@ def check_tier_name(name: str, path: Path, report: ObjectReport) -> None:
 
 def _check_number(value: Any, path: Path, report: ObjectReport) -> bool:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        report.error(path, f"expected a number, found {_type_name(value)} ({value!r})")
+        report.error(path, f"expected a number, found {type_name(value)} ({value!r})")
         return False
     if isinstance(value, float) and not math.isfinite(value):
         report.error(path, "expected a finite number")
@@ -290,7 +291,7 @@ def _check_number(value: Any, path: Path, report: ObjectReport) -> bool:
 
 def _check_int(value: Any, low: int, high: int, path: Path, report: ObjectReport, what: str) -> bool:
     if isinstance(value, bool) or not isinstance(value, int):
-        report.error(path, f"{what} must be a whole number, found {_type_name(value)} ({value!r})")
+        report.error(path, f"{what} must be a whole number, found {type_name(value)} ({value!r})")
         return False
     if not low <= value <= high:
         report.error(path, f"{what} {value} is out of range: it must be between {low} and {high}")
@@ -461,7 +462,13 @@ def _check_entity(entity: Mapping[str, Any], path: Path, scope: RuleScope, repor
         names = accounts.get("names")
         if names is not None and _is_list(names, (*path, "serviceAccounts", "names"), report):
             for index, name in enumerate(names):
-                _is_text(name, (*path, "serviceAccounts", "names", index), report)
+                name_path = (*path, "serviceAccounts", "names", index)
+                if _is_text(name, name_path, report) and not SUBDOMAIN_NAME.match(name):
+                    report.error(
+                        name_path,
+                        f"service account name {name!r} is invalid: use lower-case letters, "
+                        "digits, '-' and '.'",
+                    )
         check_selector(accounts.get("selector"), (*path, "serviceAccounts", "selector"), report)
     services = entity.get("services")
     if services is not None and _is_mapping(services, (*path, "services"), report):
