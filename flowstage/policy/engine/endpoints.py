@@ -161,7 +161,8 @@ class EndpointResolver:
     # -- public ------------------------------------------------------------------------------------------
 
     def resolve(self, endpoint: Endpoint) -> EndpointFacts:
-        key = (endpoint.type, endpoint.namespace, endpoint.name, endpoint.name_aggr, endpoint.labels, endpoint.ip)
+        # id() of the type: enum members are singletons, and hashing them costs a Python-level call
+        key = (id(endpoint.type), endpoint.namespace, endpoint.name, endpoint.name_aggr, endpoint.labels, endpoint.ip)
         facts = self._cache.get(key)
         if facts is None:
             facts = self._build(endpoint)

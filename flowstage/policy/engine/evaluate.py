@@ -216,22 +216,28 @@ class Where:
 class Decision:
     """An outcome and where it was decided; reused across flows, so it keeps its Verdict per direction."""
 
-    __slots__ = ("outcome", "where", "_verdicts")
+    __slots__ = ("outcome", "where", "bit", "_ingress", "_egress")
 
     def __init__(self, outcome: Outcome, where: Where) -> None:
         self.outcome = outcome
         self.where = where
-        self._verdicts: dict[Direction, Verdict] = {}
+        self.bit = 1 if outcome is Outcome.ALLOW else 2  # for sets of outcomes while exploring
+        self._ingress: Verdict | None = None
+        self._egress: Verdict | None = None
 
     def __repr__(self) -> str:
         return f"Decision({self.outcome.value}, {self.where})"
 
     def verdict(self, direction: Direction) -> Verdict:
-        found = self._verdicts.get(direction)
+        ingress = direction is Direction.INGRESS
+        found = self._ingress if ingress else self._egress
         if found is None:
             w = self.where
             found = Verdict(self.outcome, direction, w.tier, w.policy, w.kind, w.rule, w.staged)
-            self._verdicts[direction] = found
+            if ingress:
+                self._ingress = found
+            else:
+                self._egress = found
         return found
 
 
@@ -243,7 +249,14 @@ class Point:
 
 
 class NeedsBranching(Exception):
-    """Raised by a strict run at its first unknown point: the flow needs the branching exploration."""
+    """Raised by a strict run at its first unknown point: the flow needs the branching exploration.
+
+    `resume` says where exploring may start, everything before it being settled: (tier, policy, rule)
+    indexes into the program, "profiles", or None (from the start)."""
+
+    def __init__(self, resume: tuple[int, int, int] | str | None = None) -> None:
+        super().__init__()
+        self.resume = resume
 
 
 class Run:
@@ -376,7 +389,7 @@ def execute_strict(program: Program, ctx: FlowContext) -> Decision:
     allow, deny, log = Action.ALLOW, Action.DENY, Action.LOG
     for tier_step in program.tiers:
         if not tier_step.certain:
-            raise NeedsBranching
+            raise NeedsBranching((program.tiers.index(tier_step), 0, -1))
         passed = False
         for policy_step in tier_step.policies:
             rules = policy_step.rules.residual.get(l4_key)
@@ -390,7 +403,8 @@ def execute_strict(program: Program, ctx: FlowContext) -> Decision:
                 if action is log:
                     continue
                 if found is not True:
-                    raise NeedsBranching
+                    ti = program.tiers.index(tier_step)
+                    raise NeedsBranching((ti, tier_step.policies.index(policy_step), rules.index(compiled)))
                 if action is allow or action is deny:
                     return compiled.decision
                 passed = True
@@ -399,8 +413,10 @@ def execute_strict(program: Program, ctx: FlowContext) -> Decision:
                 break
         if not passed and tier_step.default_action is not Action.PASS:
             return tier_step.end_of_tier
-    strict = Run(strict=True)
-    return _profiles(program, ctx, strict)
+    try:
+        return _profiles(program, ctx, Run(strict=True))
+    except NeedsBranching:
+        raise NeedsBranching("profiles") from None
 
 
 def _profiles(program: Program, ctx: FlowContext, run: Run) -> Decision:
@@ -449,13 +465,19 @@ class PathLimit(Exception):
     """More unknown points in one decision than the explorer may fork on."""
 
 
-@dataclass(frozen=True)
 class Exploration:
     """The outcomes reachable through the unknown points of one decision."""
 
-    outcomes: frozenset[Outcome]
-    first: Decision  # the decision of the path on which no unknown criterion matched
-    mattered: Point | None  # the first unknown point whose answer changes the outcome
+    __slots__ = ("outcomes", "first", "mattered")
+
+    def __init__(self, outcomes: int, first: Decision, mattered: Point | None) -> None:
+        self.outcomes = outcomes  # bit set: 1 allow, 2 deny
+        self.first = first  # the decision of the path on which no unknown criterion matched
+        self.mattered = mattered  # the first unknown point whose answer changes the outcome
+
+    @property
+    def definite(self) -> bool:
+        return self.outcomes != 3
 
 
 class Explorer:
@@ -469,7 +491,15 @@ class Explorer:
         self.forks = 0
         self.first_point: Point | None = None
 
-    def explore(self) -> Exploration:
+    def explore(self, resume: tuple[int, int, int] | str | None = None) -> Exploration:
+        """From the start, or from where a strict run stopped (see NeedsBranching.resume)."""
+        if resume == "profiles":
+            return self._profiles(0, 0)
+        if isinstance(resume, tuple):
+            ti, pi, ri = resume
+            if ri < 0:
+                return self._tiers(ti, 0, 0, False, ())
+            return self._tiers(ti, pi, ri, True, self.program.tiers[ti].policies[: pi + 1])
         failsafe = self.program.failsafe
         if failsafe is not None:
             hit = failsafe.test(self.ctx)
@@ -483,7 +513,7 @@ class Explorer:
 
     @staticmethod
     def _leaf(decision: Decision) -> Exploration:
-        return Exploration(frozenset((decision.outcome,)), decision, None)
+        return Exploration(decision.bit, decision, None)
 
     def _fork(self, reason: Reason, where: Where, no, yes) -> Exploration:
         point = Point(reason, where, "")
@@ -590,6 +620,7 @@ class Candidate:
 
     policy: Policy
     slot: int  # index of its policy selector in Plan.selectors
+    position: int  # place in the tier's evaluation order
     tier: str
     stage: str  # "", "untracked" (doNotTrack) or "preDNAT"
     name: str
@@ -597,10 +628,15 @@ class Candidate:
     staged: bool
 
 
+def _position(candidate: Candidate) -> int:
+    return candidate.position
+
+
 @dataclass
 class Plan:
     selectors: tuple[Selector, ...]
-    per_direction: dict[Direction, list[tuple[Tier, list[Candidate]]]]
+    # per direction, per tier: the candidates grouped by policy selector slot (each group in tier order)
+    per_direction: dict[Direction, list[tuple[Tier, list[tuple[int, list[Candidate]]]]]]
 
 
 class Compiler:
@@ -616,7 +652,7 @@ class Compiler:
         self.policy_set = policy_set
         self.cached = cached
         self._rules: dict[tuple, RuleList] = {}
-        self.pool = MatcherPool(cached)
+        self.pool = MatcherPool(cached, network_sets=bool(policy_set.inventory.network_sets))
         self._failsafe_in = FailsafeMatch(failsafe_inbound, inbound=True)
         self._failsafe_out = FailsafeMatch(failsafe_outbound, inbound=False)
         tiers = list(policy_set.tiers)
@@ -656,12 +692,12 @@ class Compiler:
         if found is None:
             slots: dict[str, int] = {}
             selectors: list[Selector] = []
-            per_direction: dict[Direction, list[tuple[Tier, list[Candidate]]]] = {}
+            per_direction: dict[Direction, list[tuple[Tier, list[tuple[int, list[Candidate]]]]]] = {}
             for direction in Direction:
                 per_tier = []
                 for tier in self.tiers:
-                    chosen = []
-                    for p in self.policy_set.tier_policies(tier.name):
+                    groups: dict[int, list[Candidate]] = {}
+                    for position, p in enumerate(self.policy_set.tier_policies(tier.name)):
                         if not (
                             direction in p.types
                             and not (self._enforced_only and p.staged)
@@ -678,10 +714,10 @@ class Compiler:
                             slot = slots[text] = len(selectors)
                             selectors.append(p.applies_to)
                         stage = "untracked" if p.do_not_track else "preDNAT" if p.pre_dnat else ""
-                        chosen.append(Candidate(
-                            p, slot, tier.name, stage, p.display_name, p.kind.short, p.staged,
+                        groups.setdefault(slot, []).append(Candidate(
+                            p, slot, position, tier.name, stage, p.display_name, p.kind.short, p.staged,
                         ))
-                    per_tier.append((tier, chosen))
+                    per_tier.append((tier, list(groups.items())))
                 per_direction[direction] = per_tier
             found = Plan(tuple(selectors), per_direction)
             self._plans[key] = found
@@ -709,12 +745,17 @@ class Compiler:
         tier_steps: list[TierStep] = []
         skipped: list[str] = []
         for stage, normal in stages:
-            for tier, candidates in per_tier:
+            for tier, groups in per_tier:
+                chosen: list[Candidate] = []
+                for slot, members in groups:
+                    if applicability[slot] is not False:
+                        chosen.extend(members)
+                chosen.sort(key=_position)
                 steps = [
                     PolicyStep(c.policy, applicability[c.slot], self.rules(c.policy, direction, c.tier), c.name,
                                c.kind, c.staged)
-                    for c in candidates
-                    if applicability[c.slot] is not False and c.stage == stage
+                    for c in chosen
+                    if c.stage == stage
                 ]
                 if not steps:
                     if normal:

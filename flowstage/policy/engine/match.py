@@ -449,6 +449,9 @@ class ServicesMatch(Criterion):
 # -- a whole rule -----------------------------------------------------------------------------------------
 
 
+_BOTH_FAMILIES = frozenset({4, 6})
+
+
 def _families(rule: Rule) -> frozenset[int]:
     """IP families felix renders the rule for (§4.7): ipVersion, and every non-empty nets list needs a CIDR."""
     families = set()
@@ -471,8 +474,9 @@ class MatcherPool:
     """Shares matchers, and their per-endpoint result caches, between rules with equal criteria: policy sets
     repeat peer selectors and CIDR lists, so each (criterion, endpoint) answer is computed once."""
 
-    def __init__(self, cached: bool = True) -> None:
+    def __init__(self, cached: bool = True, network_sets: bool = False) -> None:
         self.cached = cached
+        self.network_sets = network_sets  # selector answers then depend on the address, hence the IP family
         self._selectors: dict[tuple, tuple[EntitySelector, dict[int, Tri]]] = {}
         self._nets: dict[tuple, NetsMatch] = {}
 
@@ -536,8 +540,12 @@ class CompiledRule:
         self.tests: tuple[Callable[[FlowContext], Tri], ...] = tuple(c.test for c in self.criteria)
         self.rest_tests: tuple[Callable[[FlowContext], Tri], ...] = tuple(c.test for c in rest)
         self.renders = _families(rule)
-        has_nets = any(side.nets or side.not_nets for side in (rule.source, rule.destination))
-        self.family_sensitive = has_nets or self.renders != frozenset({4, 6})
+        # With the family unknown, the rule is judged once per family and the answers combined. A single
+        # nets criterion gives that combination by itself (its address space spans both families), so only
+        # rules whose answers could correlate across criteria, or that do not render for both, are split.
+        nets = sum(isinstance(c, NetsMatch) for c in rest)
+        by_address = pool.network_sets and any(isinstance(c, SelectorMatch) for c in rest)
+        self.family_sensitive = self.renders != _BOTH_FAMILIES or nets > 1 or (by_address and nets > 0)
 
     def match(self, ctx: FlowContext) -> Tri:
         return _match(self, self.tests, True, ctx)
