@@ -67,7 +67,8 @@ def _record_text(framing: str) -> str:
 
 def _is_record_line(framing: str) -> str:
     """SQL: does this raw line hold a record (blank lines and SSE bookkeeping lines do not)?"""
-    blank = "trim(text, E' \\t\\r\\n') = ''"
+    # A cheap length test first: trimming every long line costs more than parsing it.
+    blank = "strlen(text) <= 64 AND trim(text, E' \\t\\r\\n') = ''"
     if framing == SSE:
         return f"NOT ({blank}) AND (starts_with(text, 'data:') OR starts_with(text, 'error:'))"
     return f"NOT ({blank})"
@@ -96,51 +97,69 @@ class Normaliser:
     def _run(self, writer: StoreWriter, family: Family, fmt: str, framing: str, source_name: str,
              at_file_start: bool) -> BatchResult:
         con = self.con
-        parse = f"TRY(json_transform({_record_text(framing)}, {_quote(family.spec_json)}))"
-        if framing == SSE:
-            parse = f"CASE WHEN starts_with(text, 'data:') THEN {parse} END"
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE fs_parsed AS
-            SELECT line_no, r, CASE
-                WHEN flag = '{INVALID_UTF8}' THEN '{INVALID_UTF8}'
-                WHEN r IS NULL THEN 'unparsed'
-                WHEN NOT ({family.identity_sql()}) THEN '{NOT_A_FLOW_RECORD}'
-                WHEN ({family.wrong_type_sql()}) IS NOT NULL THEN '{WRONG_TYPE}:' || ({family.wrong_type_sql()})
-            END AS problem
-            FROM (SELECT line_no, flag, {parse} AS r FROM fs_raw WHERE {_is_record_line(framing)})"""
-        ).fetchall()
+        self._parse(family, framing)
         result = BatchResult(read=con.execute("SELECT count(*) FROM fs_parsed").fetchone()[0])
+        problem = f"""CASE
+            WHEN flag = '{INVALID_UTF8}' THEN '{INVALID_UTF8}'
+            WHEN r IS NULL THEN 'unparsed'
+            WHEN NOT ({family.identity_sql()}) THEN '{NOT_A_FLOW_RECORD}'
+            ELSE '{WRONG_TYPE}:' || ({family.wrong_type_sql()}) END"""
         bad = con.execute(
-            "SELECT p.line_no, p.problem, raw.text, raw.flag FROM fs_parsed p JOIN fs_raw raw USING (line_no) "
-            "WHERE p.problem IS NOT NULL ORDER BY p.line_no"
+            f"""SELECT p.line_no, p.problem, raw.text, raw.flag
+            FROM (SELECT line_no, {problem} AS problem FROM fs_parsed) p JOIN fs_raw raw USING (line_no)
+            WHERE p.problem IS NOT NULL ORDER BY p.line_no"""
         ).fetchall()
         quarantined = [self._classify(line_no, problem, text, flag, at_file_start, framing)
                        for line_no, problem, text, flag in bad]
+        self._drop_lines([line_no for line_no, *_ in bad])
 
-        labels_sql, traces_sql = self._lookups(family)
         joins = (
             f"LEFT JOIN fs_labels sl ON sl.key = {family.source_labels} "
             f"LEFT JOIN fs_labels dl ON dl.key = {family.dest_labels} "
             f"LEFT JOIN fs_traces tr ON tr.key = {family.policies}"
         )
-        if labels_sql or traces_sql:
-            for line_no, which, error in con.execute(
+        if self._lookups(family):
+            undecodable = con.execute(
                 f"""SELECT p.line_no, CASE WHEN sl.error IS NOT NULL THEN 'source_labels'
                         WHEN dl.error IS NOT NULL THEN 'dest_labels' ELSE 'policies' END,
-                        coalesce(sl.error, dl.error, tr.error)
-                    FROM fs_parsed p {joins}
-                    WHERE p.problem IS NULL AND coalesce(sl.error, dl.error, tr.error) IS NOT NULL"""
-            ).fetchall():
-                text = con.execute("SELECT text FROM fs_raw WHERE line_no = ?", [line_no]).fetchone()[0]
-                quarantined.append((line_no, WRONG_TYPE, f"field `{which}` has the wrong type: {error}", text))
-        ok = "p.problem IS NULL AND sl.error IS NULL AND dl.error IS NULL AND tr.error IS NULL"
-        select = f"SELECT {self._columns(family, fmt, source_name)} FROM fs_parsed p {joins} WHERE {ok}"
+                        coalesce(sl.error, dl.error, tr.error), raw.text
+                    FROM fs_parsed p {joins} JOIN fs_raw raw USING (line_no)
+                    WHERE coalesce(sl.error, dl.error, tr.error) IS NOT NULL"""
+            ).fetchall()
+            quarantined += [(line_no, WRONG_TYPE, f"field `{which}` has the wrong type: {error}", text.rstrip("\r\n"))
+                            for line_no, which, error, text in undecodable]
+            self._drop_lines([line_no for line_no, *_ in undecodable])
+        select = f"SELECT {self._columns(family, fmt, source_name)} FROM fs_parsed p {joins}"
         result.flows = writer.write_flows(con, select)
         if quarantined:
             result.quarantine = self.write_quarantine(writer, quarantined, fmt, source_name)
             result.reasons.update(reason for _, reason, _, _ in quarantined)
             result.unterminated_quarantined = TRUNCATED_LAST_LINE in result.reasons
         return result
+
+    def _parse(self, family: Family, framing: str) -> None:
+        """Parse every record line once into `fs_parsed(line_no, flag, r)`; r is NULL for unreadable text."""
+        def create(tolerant: bool) -> None:
+            parse = f"json_transform({_record_text(framing)}, {_quote(family.spec_json)})"
+            if tolerant:
+                parse = f"TRY({parse})"
+            if framing == SSE:
+                parse = f"CASE WHEN starts_with(text, 'data:') THEN {parse} END"
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE fs_parsed AS SELECT line_no, flag, {parse} AS r "
+                f"FROM fs_raw WHERE {_is_record_line(framing)}"
+            ).fetchall()
+
+        try:
+            create(tolerant=False)
+        except duckdb.InvalidInputException:
+            # Some line is not JSON. TRY turns it into NULL, at about twice the cost: only when needed.
+            create(tolerant=True)
+
+    def _drop_lines(self, line_numbers: list[int]) -> None:
+        if line_numbers:
+            self.con.execute("DELETE FROM fs_parsed WHERE line_no IN (SELECT unnest(?::BIGINT[]))",
+                             [line_numbers]).fetchall()
 
     # --- quarantine ----------------------------------------------------------------------------------------
 
@@ -193,15 +212,15 @@ class Normaliser:
 
     # --- labels and policy traces --------------------------------------------------------------------------
 
-    def _lookups(self, family: Family) -> tuple[bool, bool]:
+    def _lookups(self, family: Family) -> bool:
         """Register `fs_labels` and `fs_traces` for this batch's distinct values; say whether any is bad."""
         con = self.con
         label_keys = [k for (k,) in con.execute(
-            f"SELECT DISTINCT k FROM (SELECT {family.source_labels} AS k FROM fs_parsed WHERE problem IS NULL "
-            f"UNION ALL SELECT {family.dest_labels} FROM fs_parsed WHERE problem IS NULL) WHERE k IS NOT NULL"
+            f"SELECT DISTINCT k FROM (SELECT {family.source_labels} AS k FROM fs_parsed "
+            f"UNION ALL SELECT {family.dest_labels} FROM fs_parsed) WHERE k IS NOT NULL"
         ).fetchall()]
         trace_keys = [k for (k,) in con.execute(
-            f"SELECT DISTINCT {family.policies} FROM fs_parsed WHERE problem IS NULL AND {family.policies} IS NOT NULL"
+            f"SELECT DISTINCT {family.policies} FROM fs_parsed WHERE {family.policies} IS NOT NULL"
         ).fetchall()]
         for key in label_keys:
             if key not in self._labels:
@@ -229,8 +248,7 @@ class Normaliser:
         )
         con.register("fs_labels", labels)
         con.register("fs_traces", traces)
-        return (labels.column("error").null_count < len(label_keys),
-                traces.column("error").null_count < len(trace_keys))
+        return labels.column("error").null_count < len(label_keys) or traces.column("error").null_count < len(trace_keys)
 
     # --- the canonical row -----------------------------------------------------------------------------------
 
