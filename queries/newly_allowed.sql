@@ -9,8 +9,8 @@
 -- Columns:
 --   rank                  1 = the destination that would gain the most flows
 --   dest_namespace        namespace of the server; NULL for host endpoints, global network sets and external networks
---   dest_workload         the server: pod name prefix without the ReplicaSet hash, host endpoint or node, network set,
---                         or `pub` / `pvt`
+--   dest_workload         the server: pod name prefix without the ReplicaSet hash or StatefulSet ordinal, host
+--                         endpoint or node, network set, or `pub` / `pvt`
 --   dest_port             destination port after DNAT; NULL when not logged
 --   proto                 L4 protocol
 --   flows                 connections denied today that would be allowed, summed over logging windows (`num_flows`)
@@ -39,15 +39,22 @@ opening AS (
         current_tier, current_policy, current_rule,
         proposed_tier, proposed_policy, proposed_rule, proposed_staged
     FROM replay
-    WHERE newly_allowed
+    -- Logged deny, allowed after promotion, and not already allowed by the supplied policies today: when the
+    -- current set allows what the dataplane denied, the inputs differ from what was enforced (see fidelity),
+    -- which is not promotion's doing.
+    WHERE newly_allowed AND current_verdict <> 'allow'
 ),
 named AS (
     SELECT
         CASE WHEN reporter LIKE 'src%' THEN 'src' WHEN reporter LIKE 'dst%' THEN 'dst' ELSE 'fwd' END AS side,
         source_namespace,
-        regexp_replace(COALESCE(source_name_aggr, source_name, source_ip), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '') AS source_workload,
+        CASE WHEN source_type = 'wep' OR (source_type IS NULL AND source_namespace IS NOT NULL)
+            THEN regexp_replace(COALESCE(source_name_aggr, source_name), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$|-[0-9]+$', '')
+            ELSE COALESCE(source_name_aggr, source_name, source_ip) END AS source_workload,
         dest_namespace,
-        regexp_replace(COALESCE(dest_name_aggr, dest_name, dest_ip), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '') AS dest_workload,
+        CASE WHEN dest_type = 'wep' OR (dest_type IS NULL AND dest_namespace IS NOT NULL)
+            THEN regexp_replace(COALESCE(dest_name_aggr, dest_name), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$|-[0-9]+$', '')
+            ELSE COALESCE(dest_name_aggr, dest_name, dest_ip) END AS dest_workload,
         dest_port, proto, start_time, end_time,
         COALESCE(num_flows, 1) AS flows,
         COALESCE(bytes_in, 0) + COALESCE(bytes_out, 0) AS bytes,

@@ -13,8 +13,8 @@
 --   rank                   1 = the destination that leans hardest on a net
 --   dest_namespace         namespace of the server; NULL for host endpoints, global network sets and external
 --                          networks
---   dest_workload          the server: pod name prefix without the ReplicaSet hash, host endpoint or node,
---                          network set, or `pub` / `pvt`
+--   dest_workload          the server: pod name prefix without the ReplicaSet hash or StatefulSet ordinal, host
+--                          endpoint or node, network set, or `pub` / `pvt`
 --   dest_port              destination port after DNAT; NULL when not logged
 --   proto                  L4 protocol
 --   flows_after_promotion  flows only a net would allow once every staged policy is promoted: they break when
@@ -49,9 +49,13 @@ named AS (
     SELECT
         CASE WHEN reporter LIKE 'src%' THEN 'src' WHEN reporter LIKE 'dst%' THEN 'dst' ELSE 'fwd' END AS side,
         source_namespace,
-        regexp_replace(COALESCE(source_name_aggr, source_name, source_ip), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '') AS source_workload,
+        CASE WHEN source_type = 'wep' OR (source_type IS NULL AND source_namespace IS NOT NULL)
+            THEN regexp_replace(COALESCE(source_name_aggr, source_name), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$|-[0-9]+$', '')
+            ELSE COALESCE(source_name_aggr, source_name, source_ip) END AS source_workload,
         dest_namespace,
-        regexp_replace(COALESCE(dest_name_aggr, dest_name, dest_ip), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '') AS dest_workload,
+        CASE WHEN dest_type = 'wep' OR (dest_type IS NULL AND dest_namespace IS NOT NULL)
+            THEN regexp_replace(COALESCE(dest_name_aggr, dest_name), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$|-[0-9]+$', '')
+            ELSE COALESCE(dest_name_aggr, dest_name, dest_ip) END AS dest_workload,
         dest_port, proto, start_time, end_time,
         CASE WHEN proposed_verdict = 'allow' AND proposed_without_nets_verdict = 'deny'
             THEN COALESCE(num_flows, 1) ELSE 0 END AS flows_after_promotion,

@@ -10,8 +10,8 @@
 -- Columns:
 --   rank              1 = the destination that would lose the most flows
 --   dest_namespace    namespace of the server; NULL for host endpoints, global network sets and external networks
---   dest_workload     the server: pod name prefix without the ReplicaSet hash (`backend`), host endpoint or node,
---                     network set, or `pub` / `pvt` for addresses Calico does not own
+--   dest_workload     the server: pod name prefix without the ReplicaSet hash or StatefulSet ordinal (`backend`),
+--                     host endpoint or node, network set, or `pub` / `pvt` for addresses Calico does not own
 --   dest_labels       the server's labels as logged (for aggregated rows: the labels its pods share), which the
 --                     staged policy's selector matched
 --   dest_port         destination port after DNAT; NULL when not logged
@@ -46,7 +46,9 @@ labelled AS (
     FROM (
         SELECT
             dest_namespace,
-            regexp_replace(COALESCE(dest_name_aggr, dest_name, dest_ip), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '') AS dest_workload,
+            CASE WHEN dest_type = 'wep' OR (dest_type IS NULL AND dest_namespace IS NOT NULL)
+            THEN regexp_replace(COALESCE(dest_name_aggr, dest_name), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$|-[0-9]+$', '')
+            ELSE COALESCE(dest_name_aggr, dest_name, dest_ip) END AS dest_workload,
             dest_port, proto, dest_labels
         FROM replay
         WHERE would_break
@@ -57,9 +59,13 @@ named AS (
     SELECT
         CASE WHEN reporter LIKE 'src%' THEN 'src' WHEN reporter LIKE 'dst%' THEN 'dst' ELSE 'fwd' END AS side,
         source_namespace,
-        regexp_replace(COALESCE(source_name_aggr, source_name, source_ip), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '') AS source_workload,
+        CASE WHEN source_type = 'wep' OR (source_type IS NULL AND source_namespace IS NOT NULL)
+            THEN regexp_replace(COALESCE(source_name_aggr, source_name), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$|-[0-9]+$', '')
+            ELSE COALESCE(source_name_aggr, source_name, source_ip) END AS source_workload,
         dest_namespace,
-        regexp_replace(COALESCE(dest_name_aggr, dest_name, dest_ip), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$', '') AS dest_workload,
+        CASE WHEN dest_type = 'wep' OR (dest_type IS NULL AND dest_namespace IS NOT NULL)
+            THEN regexp_replace(COALESCE(dest_name_aggr, dest_name), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$|-[0-9]+$', '')
+            ELSE COALESCE(dest_name_aggr, dest_name, dest_ip) END AS dest_workload,
         dest_port, proto, start_time, end_time,
         COALESCE(num_flows, 1) AS flows,
         COALESCE(bytes_in, 0) + COALESCE(bytes_out, 0) AS bytes,
