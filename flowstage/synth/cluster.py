@@ -421,6 +421,7 @@ class ScaleClusterBuilder(ClusterBuilder):
         return [self.workers[(start + i * 7) % len(self.workers)] for i in range(count)]
 
     def build(self) -> Cluster:
+        self.cluster.app_namespaces = self.n
         self._infrastructure()
         for i in range(self.n):
             self._app_namespace(i)

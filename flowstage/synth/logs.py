@@ -54,7 +54,7 @@ def write_logs(
     summary = LogsSummary(keys=len(table.keys))
     record_layout = layout(fmt, cluster_name)
     limit = int(rotate_mb * 1024 * 1024) if rotate_mb else None
-    segment = output.with_name(f".{output.name}.writing")
+    segment = output.with_name(f".writing-{output.name}")  # keeps the suffix that picks the compression
     writer = FlowLogWriter(segment, fmt, cluster_name, record_layout)
     last_end = start
     # Goldmane re-buckets flows on fixed boundaries: 5-minute emitter windows, 15-second windows behind Whisker.

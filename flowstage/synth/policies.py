@@ -247,19 +247,24 @@ def estimate_namespaces(count: int) -> int:
     return max(3, -(-count // 4))
 
 
-def generate_policies(count: int, seed: int = 1, namespaces: int | None = None) -> list[dict]:
-    """Tiers, network sets and exactly `count` policy objects for the seeded cluster, in apply order."""
-    if count < 1:
+def generate_policies(count: int | None, seed: int = 1, namespaces: int | None = None) -> list[dict]:
+    """Tiers, network sets and exactly `count` policy objects for the seeded cluster, in apply order.
+
+    With `count=None`, every policy the cluster of `namespaces` application namespaces yields.
+    """
+    if count is not None and count < 1:
         raise UsageError(f"--count must be at least 1, got {count}")
-    n = namespaces if namespaces is not None else estimate_namespaces(count)
+    if count is None and namespaces is None:
+        raise UsageError("give a policy count, or the number of namespaces whose every policy you want")
+    n = namespaces if namespaces is not None else estimate_namespaces(count or 1)
     cluster = build_cluster(n, seed)
     gen = _Generator(cluster, derive_intent(cluster))
     policies = gen.cluster_wide()
     for docs in gen.per_namespace():
-        if len(policies) >= count:
+        if count is not None and len(policies) >= count:
             break
         policies.extend(docs)
-    if len(policies) < count:
+    if count is not None and len(policies) < count:
         if namespaces is not None:
             raise UsageError(
                 f"a cluster of {namespaces} application namespaces yields only {len(policies)} policies, fewer than "
