@@ -207,10 +207,15 @@ def section_table(section: Section) -> Table:
         header_style="bold",
         expand=False,
     )
-    for header in headers:
-        # Numbers, ports and ranks never wrap; names fold when the terminal is narrow.
+    for i, header in enumerate(headers):
+        # Numbers, ports and ranks never wrap (their headers may); names fold when the terminal is narrow.
         short = header in numeric or header in ("rank", "port")
-        table.add_column(esc(header), justify="right" if header in numeric else "left", overflow="fold", no_wrap=short)
+        table.add_column(
+            esc(header),
+            justify="right" if header in numeric else "left",
+            overflow="fold",
+            min_width=max((len(row[i]) for row in cells), default=1) if short else None,
+        )
     for row in cells:
         table.add_row(*(esc(c) for c in row))
     return table
