@@ -1,0 +1,121 @@
+"""The engines of one replay run and the shortcuts that keep Python work per key small: a key is judged once
+per policy set only where the sets can disagree.
+
+The shortcuts are exact, never heuristics: each one copies a verdict only where Calico's algorithm provably
+reaches the same decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flowstage.policy.engine import REPORTERS, Engine
+from flowstage.policy.model import Direction, Policy, PolicySet
+from flowstage.policy.sets import PolicySets
+from flowstage.policy.traffic import Endpoint, EndpointType, Outcome, Reason, Traffic, Verdict
+from flowstage.replay import nets
+
+VerdictRow = tuple  # (verdict, tier, policy, policy_kind, rule, staged, reason), as stored per set
+NO_VERDICT: VerdictRow = (None, None, None, None, None, None, None)
+_NOT_JUDGED: VerdictRow = (Outcome.UNKNOWN.value, None, None, None, None, False, Reason.NOT_A_POLICY_ENDPOINT.value)
+_SIDE = {"src": Direction.EGRESS, "dst": Direction.INGRESS}
+
+
+def verdict_row(verdict: Verdict) -> VerdictRow:
+    return (
+        verdict.outcome.value,
+        verdict.tier,
+        verdict.policy,
+        verdict.policy_kind,
+        verdict.rule,
+        verdict.staged,
+        verdict.reason.value if verdict.reason is not None else None,
+    )
+
+
+def _members(policy_set: PolicySet) -> set[Policy]:
+    return set(policy_set.all_policies())
+
+
+@dataclass
+class Delta:
+    """The policies one set has and another lacks (either way round).
+
+    A workload endpoint's verdict in one direction depends only on the tiers, the policies that apply to it in
+    that direction, its profiles and the inventory. Where no policy of the delta can apply to the judged
+    endpoint, both sets run the same program and reach the same decision.
+    """
+
+    changed: tuple[Policy, ...]
+    # Per direction: the endpoint's identity (everything but its port) -> whether the delta may apply to it.
+    _memo: dict[Direction, dict[tuple[object, ...], bool]] = field(default_factory=lambda: {d: {} for d in Direction})
+
+    @classmethod
+    def between(cls, base: PolicySet, other: PolicySet) -> Delta:
+        theirs, ours = _members(other), _members(base)
+        changed = [p for p in other.all_policies() if p not in ours] + [p for p in base.all_policies() if p not in theirs]
+        return cls(tuple(changed))
+
+    def may_differ(self, engine: Engine, subject: Endpoint, direction: Direction) -> bool:
+        """Whether a policy of the delta may apply to `subject` in `direction` (as `engine` resolves it)."""
+        memo = self._memo[direction]
+        identity = (subject.type, subject.namespace, subject.name, subject.name_aggr, subject.labels, subject.ip)
+        found = memo.get(identity)
+        if found is None:
+            facts = engine.resolver.resolve(subject)
+            found = memo[identity] = any(
+                direction in p.types and p.applies_to.evaluate(facts.labels, facts.unknown) is not False
+                for p in self.changed
+            )
+        return found
+
+
+class Judge:
+    """Judges one key under every set: current, proposed, pending, and each without its safety nets."""
+
+    def __init__(self, sets: PolicySets) -> None:
+        self.current = Engine(sets.current)
+        self.proposed = Engine(sets.proposed)
+        self.pending = Engine(sets.pending)
+        self.proposed_delta = Delta.between(sets.current, sets.proposed)
+        self.pending_delta = Delta.between(sets.current, sets.pending)
+        self.current_nets = nets.net_ids(sets.current)
+        self.proposed_nets = nets.net_ids(sets.proposed)
+        self.current_unguarded = Engine(nets.without_nets(sets.current)) if self.current_nets else None
+        self.proposed_unguarded = Engine(nets.without_nets(sets.proposed)) if self.proposed_nets else None
+        self.decisions = 0  # engine calls made, for the benchmark's keys/s and decisions/s
+
+    def judge(self, traffic: Traffic, reporter: str | None, with_pending: bool) -> tuple[VerdictRow, ...]:
+        """Verdict rows for current, proposed, pending (NO_VERDICT unless `with_pending`), and the net-free sets."""
+        if reporter not in REPORTERS:
+            # No reporting side Calico names: nothing to judge (ingest normalises every reporter it knows).
+            return _NOT_JUDGED, _NOT_JUDGED, _NOT_JUDGED if with_pending else NO_VERDICT, _NOT_JUDGED, _NOT_JUDGED
+        current = self._decide(self.current, traffic, reporter)
+        proposed = self._other(self.proposed, self.proposed_delta, current, traffic, reporter)
+        pending = self._other(self.pending, self.pending_delta, current, traffic, reporter) if with_pending else NO_VERDICT
+        current_bare = self._unguarded(self.current_unguarded, self.current_nets, current, traffic, reporter)
+        proposed_bare = self._unguarded(self.proposed_unguarded, self.proposed_nets, proposed, traffic, reporter)
+        return current, proposed, pending, current_bare, proposed_bare
+
+    def _decide(self, engine: Engine, traffic: Traffic, reporter: str) -> VerdictRow:
+        self.decisions += 1
+        return verdict_row(engine.decide_reported(traffic, reporter))
+
+    def _other(self, engine: Engine, delta: Delta, current: VerdictRow, traffic: Traffic, reporter: str) -> VerdictRow:
+        direction = _SIDE.get(reporter)
+        if direction is not None:
+            subject = traffic.destination if direction is Direction.INGRESS else traffic.source
+            if subject.type is not EndpointType.WEP and subject.type is not EndpointType.HEP:
+                return current  # no policy side at all: every set says not_a_policy_endpoint
+            if subject.type is EndpointType.WEP and not delta.changed:
+                return current
+            if subject.type is EndpointType.WEP and not delta.may_differ(self.current, subject, direction):
+                return current
+        return self._decide(engine, traffic, reporter)
+
+    def _unguarded(self, engine: Engine | None, net_ids: frozenset[tuple[str, str]], verdict: VerdictRow,
+                   traffic: Traffic, reporter: str) -> VerdictRow:
+        # Removing a net changes only what the net decided: anything else never reached it.
+        if engine is None or (verdict[3], verdict[2]) not in net_ids:
+            return verdict
+        return self._decide(engine, traffic, reporter)

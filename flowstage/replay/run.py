@@ -1,0 +1,542 @@
+"""One replay run: distinct replay keys from the store, each judged once by the engine under every policy set,
+written as Parquet and published atomically with the views that join the verdicts back to the rows.
+
+The CLI and notebooks call `load_inputs` then `replay`; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import flowstage
+from flowstage.errors import FlowstageError
+from flowstage.policy.loader import PolicyBundle, load_policies
+from flowstage.policy.model import Direction, PolicySet
+from flowstage.policy.sets import PolicySets, build_sets
+from flowstage.policy.validate import Problem
+from flowstage.replay import nets
+from flowstage.replay.judge import Judge, VerdictRow
+from flowstage.replay.keys import (
+    ENDPOINT_ID_COLUMNS,
+    TrafficBuilder,
+    key_columns,
+    key_extraction_sql,
+    rules_match_source_ports,
+)
+from flowstage.replay.views import SET_NAMES, VERDICT_FIELDS, all_views, published_file
+from flowstage.store import Store
+
+DATASET = "replay"
+VERDICT_TYPES: dict[str, pa.DataType] = {
+    "verdict": pa.string(),
+    "tier": pa.string(),
+    "policy": pa.string(),
+    "policy_kind": pa.string(),
+    "rule": pa.int32(),
+    "staged": pa.bool_(),
+    "reason": pa.string(),
+}
+
+
+class PolicyProblemsError(FlowstageError):
+    """The supplied policies have errors: the replay refuses to run on a model it cannot trust."""
+
+    def __init__(self, problems: Sequence[Any]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(
+            f"{len(self.problems)} policy error(s); fix them and run the replay again "
+            f"(`flowstage policies lint PATH` lists them too):\n{lines}"
+        )
+
+
+@dataclass(frozen=True)
+class InputFile:
+    role: str  # policies / namespaces / pods
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class PolicyInputs:
+    """Everything a replay judges with: the loaded objects, the three policy sets, and the files they came from."""
+
+    bundle: PolicyBundle
+    sets: PolicySets
+    files: tuple[InputFile, ...]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return self.bundle.errors
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return self.bundle.warnings
+
+
+def load_inputs(
+    policies: Iterable[str | Path], namespaces: str | Path | None = None, pods: str | Path | None = None
+) -> PolicyInputs:
+    """Load policy files or folders and optional inventory files (kubectl `-o yaml` Lists); build the sets.
+
+    Namespace and Pod objects found among the policy paths count as inventory too.
+    """
+    policy_paths = [Path(p) for p in policies]
+    if not policy_paths:
+        raise FlowstageError("no policies given: pass --policies with a policy file or folder")
+    for path in [*policy_paths, *(Path(p) for p in (namespaces, pods) if p is not None)]:
+        if not path.exists():
+            raise FlowstageError(f"{path}: no such file or folder")
+    inventory = [Path(p) for p in (namespaces, pods) if p is not None]
+    bundle = load_policies(policy_paths, inventory=inventory)
+    sets = build_sets(bundle)
+    sets = dataclasses.replace(sets, proposed=promoted_as_staged(sets))
+    files = [*_hashed("policies", policy_paths)]
+    if namespaces is not None:
+        files += _hashed("namespaces", [Path(namespaces)])
+    if pods is not None:
+        files += _hashed("pods", [Path(pods)])
+    return PolicyInputs(bundle=bundle, sets=sets, files=tuple(files))
+
+
+def promoted_as_staged(sets: PolicySets) -> PolicySet:
+    """The proposed set with each promoted policy keeping its staged kind.
+
+    The engine evaluates staged kinds as enforced in the proposed set, so the verdicts are the same; keeping
+    the kind lets a verdict say its decider came from a staged object (`proposed_staged`) and lets an end of
+    tier name the staged policy as its trigger, which is what a user deciding on promotion needs to see.
+    """
+    staged_kind = {id(step.promoted): step.staged.kind for step in sets.promotion if step.promoted is not None}
+    proposed = sets.proposed
+    policies = {
+        tier: tuple(
+            sorted(
+                (dataclasses.replace(p, kind=staged_kind[id(p)]) if id(p) in staged_kind else p for p in members),
+                key=lambda p: p.sort_key,
+            )
+        )
+        for tier, members in proposed.policies.items()
+    }
+    return PolicySet(name=proposed.name, tiers=proposed.tiers, policies=policies, inventory=proposed.inventory)
+
+
+def _hashed(role: str, paths: Iterable[Path]) -> list[InputFile]:
+    found: list[InputFile] = []
+    for path in paths:
+        members = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for member in members:
+            digest = hashlib.sha256(member.read_bytes()).hexdigest()
+            found.append(InputFile(role=role, path=str(member.resolve()), sha256=digest))
+    return found
+
+
+@dataclass
+class ReplaySummary:
+    """What one replay found: the figures of the summary line, also the `--json` output."""
+
+    run_id: str
+    rows: int = 0
+    keys: int = 0
+    would_break_rows: int = 0
+    would_break_bytes: int = 0
+    newly_allowed_rows: int = 0
+    unknown_rows: int = 0  # current or proposed verdict unknown
+    current_unknown_rows: int = 0
+    proposed_unknown_rows: int = 0
+    kept_open_by_nets_rows: int = 0  # allowed after promotion only because a safety net allows them
+    current_compared_rows: int = 0
+    current_agree_rows: int = 0
+    pending_compared_rows: int = 0
+    pending_agree_rows: int = 0
+    source_port_in_key: bool = False
+    seconds: float = 0.0
+    policies: dict[str, int] = field(default_factory=dict)
+    safety_nets: list[str] = field(default_factory=list)
+    decisions: int = 0  # engine calls: at most one per key and set, fewer where sets provably agree
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: extract (SQL), judge (engine), publish
+
+    @property
+    def fidelity(self) -> float | None:
+        """Share of rows whose logged action the current set reproduces (rows with a definite verdict)."""
+        return self.current_agree_rows / self.current_compared_rows if self.current_compared_rows else None
+
+    @property
+    def pending_fidelity(self) -> float | None:
+        return self.pending_agree_rows / self.pending_compared_rows if self.pending_compared_rows else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "fidelity": self.fidelity, "pending_fidelity": self.pending_fidelity}
+
+    def line(self) -> str:
+        def pct(x: float | None) -> str:
+            return "n/a" if x is None else f"{100 * x:.1f}%"
+
+        text = (
+            f"replayed {self.rows:,} rows ({self.keys:,} distinct keys): "
+            f"{self.would_break_rows:,} would break ({_bytes(self.would_break_bytes)}), "
+            f"{self.unknown_rows:,} unknown, fidelity {pct(self.fidelity)} current"
+        )
+        if self.pending_compared_rows:
+            text += f" / {pct(self.pending_fidelity)} pending"
+        if self.kept_open_by_nets_rows:
+            text += f"; {self.kept_open_by_nets_rows:,} allowed after promotion only by a safety net"
+        return text
+
+
+def _bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def replay(
+    store: Store,
+    inputs: PolicyInputs,
+    *,
+    batch_keys: int = 8192,
+    on_progress: ProgressCallback | None = None,
+) -> ReplaySummary:
+    """Judge every distinct replay key of the store under the current, proposed and pending sets and publish.
+
+    Publishing is one manifest swap: until it happens the previous replay's views stay visible, and a run that
+    is interrupted leaves nothing visible. `on_progress(done_keys, total_keys)` is called after each batch.
+    """
+    if inputs.errors:
+        raise PolicyProblemsError(inputs.errors)
+    started = time.perf_counter()
+    started_at = datetime.now(UTC)
+    sets = inputs.sets
+    with_source_port = rules_match_source_ports([sets.current, sets.proposed, sets.pending])
+    columns = key_columns(with_source_port)
+    judge = Judge(sets)
+    builder = TrafficBuilder(with_source_port)
+    summary = ReplaySummary(run_id=uuid.uuid4().hex, source_port_in_key=with_source_port)
+    summary.policies = {s.name.value: sum(1 for _ in s.all_policies()) for s in (sets.current, sets.proposed, sets.pending)}
+    summary.safety_nets = sorted(name for _, name in judge.current_nets | judge.proposed_nets)
+
+    staging = _staging_dir(store.root)
+    try:
+        con = store.connect()
+        try:
+            con.execute(f"CREATE TEMP TABLE replay_keys AS {key_extraction_sql(columns)}")
+            summary.timings["extract"] = time.perf_counter() - started
+            ((total,),) = con.execute("SELECT count(*) FROM replay_keys").fetchall()
+            reader = con.sql("SELECT * FROM replay_keys").to_arrow_reader(batch_keys)
+            verdicts_path = staging / "verdicts.parquet"
+            writer: pq.ParquetWriter | None = None
+            done = 0
+            try:
+                for batch in reader:
+                    table = _judge_batch(batch, judge, builder, summary)
+                    if writer is None:
+                        writer = pq.ParquetWriter(verdicts_path, table.schema, compression="zstd")
+                    writer.write_table(table)
+                    done += batch.num_rows
+                    if on_progress is not None:
+                        on_progress(done, total)
+                if writer is None:
+                    schema = con.sql("SELECT * FROM replay_keys LIMIT 0").to_arrow_table().schema
+                    empty = pa.record_batch([pa.array([], type=f.type) for f in schema], schema=schema)
+                    table = _judge_batch(empty, judge, builder, summary)
+                    writer = pq.ParquetWriter(verdicts_path, table.schema, compression="zstd")
+                    writer.write_table(table)
+            finally:
+                if writer is not None:
+                    writer.close()
+        finally:
+            con.close()
+        summary.seconds = time.perf_counter() - started
+        summary.timings["judge"] = summary.seconds - summary.timings["extract"]
+        summary.decisions = judge.decisions
+        pq.write_table(_policies_table(inputs), staging / "policies.parquet")
+        pq.write_table(_rules_table(inputs), staging / "rules.parquet")
+        pq.write_table(_run_table(inputs, summary, columns, started_at), staging / "run.parquet")
+        files = {tag: staging / f"{tag}.parquet" for tag in ("verdicts", "policies", "rules", "run")}
+        store.publish(DATASET, list(files.values()), all_views(published_file(DATASET), columns))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    summary.seconds = time.perf_counter() - started
+    summary.timings["publish"] = summary.seconds - summary.timings["extract"] - summary.timings["judge"]
+    return summary
+
+
+def _staging_dir(root: Path) -> Path:
+    """A private folder in the store (same filesystem, so publish renames); clears those of dead replays."""
+    for old in root.glob(".replay-*"):
+        pid = old.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f".replay-{os.getpid()}-", dir=root))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _judge_batch(batch: pa.RecordBatch, judge: Judge, builder: TrafficBuilder, summary: ReplaySummary) -> pa.Table:
+    traffics = builder.traffics(batch)
+    reporters = batch.column("reporter").to_pylist()
+    with_pending = [n > 0 for n in batch.column("rows_pending").to_pylist()]
+    aggregates = [batch.column(name).to_pylist() for name in _AGGREGATES]
+    out: list[list[VerdictRow]] = [[] for _ in SET_NAMES]
+    for i, traffic in enumerate(traffics):
+        verdicts = judge.judge(traffic, reporters[i], with_pending[i])
+        for j, v in enumerate(verdicts):
+            out[j].append(v)
+        _count(summary, verdicts, *(column[i] for column in aggregates))
+    kept = [name for name in batch.schema.names if name not in ENDPOINT_ID_COLUMNS]
+    arrays = [batch.column(name) for name in kept]
+    names = list(kept)
+    for s, rows in zip(SET_NAMES, out, strict=True):
+        fields = zip(*rows, strict=True) if rows else [()] * len(VERDICT_FIELDS)
+        for f, values in zip(VERDICT_FIELDS, fields, strict=True):
+            arrays.append(pa.array(values, type=VERDICT_TYPES[f]))
+            names.append(f"{s}_{f}")
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+_AGGREGATES = ("rows", "rows_allow", "rows_deny", "bytes_allow", "rows_pending_allow", "rows_pending_deny")
+
+
+def _count(summary: ReplaySummary, verdicts: tuple[VerdictRow, ...], rows: int, rows_allow: int, rows_deny: int,
+           bytes_allow: int, rows_pending_allow: int, rows_pending_deny: int) -> None:
+    current, proposed, pending, _, proposed_bare = verdicts
+    summary.keys += 1
+    summary.rows += rows
+    if proposed[0] == "deny":
+        summary.would_break_rows += rows_allow
+        summary.would_break_bytes += bytes_allow
+    elif proposed[0] == "allow":
+        summary.newly_allowed_rows += rows_deny
+        if proposed_bare[0] == "deny":
+            summary.kept_open_by_nets_rows += rows
+    if current[0] == "unknown" or proposed[0] == "unknown":
+        summary.unknown_rows += rows
+    if current[0] == "unknown":
+        summary.current_unknown_rows += rows
+    if proposed[0] == "unknown":
+        summary.proposed_unknown_rows += rows
+    if current[0] in ("allow", "deny"):
+        summary.current_compared_rows += rows_allow + rows_deny
+        summary.current_agree_rows += rows_allow if current[0] == "allow" else rows_deny
+    if pending[0] in ("allow", "deny"):
+        summary.pending_compared_rows += rows_pending_allow + rows_pending_deny
+        summary.pending_agree_rows += rows_pending_allow if pending[0] == "allow" else rows_pending_deny
+
+
+def _policy_sets(inputs: PolicyInputs) -> list[tuple[str, PolicySet]]:
+    sets = inputs.sets
+    return [("current", sets.current), ("proposed", sets.proposed), ("pending", sets.pending)]
+
+
+def _log_ids(policy: Any, tier: str) -> list[str]:
+    """The ids flow logs may name this policy by: `kind:[ns/]name`, and without a legacy `<tier>.` name prefix."""
+    ids = [policy.flow_log_id]
+    if policy.name.startswith(f"{tier}."):
+        bare = policy.name[len(tier) + 1 :]
+        ids.append(f"{policy.kind.short}:{policy.namespace + '/' if policy.namespace else ''}{bare}")
+    return ids
+
+
+def _policies_table(inputs: PolicyInputs) -> pa.Table:
+    rows: list[dict[str, Any]] = []
+    for set_name, policy_set in _policy_sets(inputs):
+        for tier_position, tier in enumerate(policy_set.tiers):
+            for position, p in enumerate(policy_set.tier_policies(tier.name)):
+                rows.append(
+                    {
+                        "set_name": set_name,
+                        "tier": tier.name,
+                        "tier_position": tier_position,
+                        "tier_order": tier.order,
+                        "tier_default_action": tier.default_action.flow_log,
+                        "position": position,
+                        "policy": p.display_name,
+                        "policy_kind": p.kind.short,
+                        "kind": p.kind.value,
+                        "namespace": p.namespace,
+                        "name": p.name,
+                        "staged": p.staged,
+                        "order": p.order,
+                        "types": sorted(d.value for d in p.types),
+                        "selector": str(p.selector),
+                        "ingress_rules": len(p.ingress),
+                        "egress_rules": len(p.egress),
+                        "log_ids": _log_ids(p, tier.name),
+                        "safety_net": nets.is_safety_net(p),
+                        "origin": str(p.origin) if p.origin is not None else None,
+                    }
+                )
+    return pa.Table.from_pylist(rows, schema=_POLICIES_SCHEMA)
+
+
+_POLICIES_SCHEMA = pa.schema(
+    [
+        ("set_name", pa.string()),
+        ("tier", pa.string()),
+        ("tier_position", pa.int32()),
+        ("tier_order", pa.float64()),
+        ("tier_default_action", pa.string()),
+        ("position", pa.int32()),
+        ("policy", pa.string()),
+        ("policy_kind", pa.string()),
+        ("kind", pa.string()),
+        ("namespace", pa.string()),
+        ("name", pa.string()),
+        ("staged", pa.bool_()),
+        ("order", pa.float64()),
+        ("types", pa.list_(pa.string())),
+        ("selector", pa.string()),
+        ("ingress_rules", pa.int32()),
+        ("egress_rules", pa.int32()),
+        ("log_ids", pa.list_(pa.string())),
+        ("safety_net", pa.bool_()),
+        ("origin", pa.string()),
+    ]
+)
+
+
+def _rules_table(inputs: PolicyInputs) -> pa.Table:
+    rows: list[dict[str, Any]] = []
+    for set_name, policy_set in _policy_sets(inputs):
+        for tier in policy_set.tiers:
+            for p in policy_set.tier_policies(tier.name):
+                for direction in (Direction.INGRESS, Direction.EGRESS):
+                    for rule in p.rules(direction):
+                        rows.append(
+                            {
+                                "set_name": set_name,
+                                "tier": tier.name,
+                                "policy": p.display_name,
+                                "policy_kind": p.kind.short,
+                                "staged": p.staged,
+                                "direction": direction.value.lower(),
+                                "rule": rule.index,
+                                "action": rule.action.flow_log,
+                                "allow_everything": nets.is_allow_everything(rule),
+                                "path": rule.path,
+                                "origin": str(p.origin) if p.origin is not None else None,
+                            }
+                        )
+    return pa.Table.from_pylist(rows, schema=_RULES_SCHEMA)
+
+
+_RULES_SCHEMA = pa.schema(
+    [
+        ("set_name", pa.string()),
+        ("tier", pa.string()),
+        ("policy", pa.string()),
+        ("policy_kind", pa.string()),
+        ("staged", pa.bool_()),
+        ("direction", pa.string()),
+        ("rule", pa.int32()),
+        ("action", pa.string()),
+        ("allow_everything", pa.bool_()),
+        ("path", pa.string()),
+        ("origin", pa.string()),
+    ]
+)
+
+
+def _run_table(inputs: PolicyInputs, summary: ReplaySummary, columns: Sequence[str], started_at: datetime) -> pa.Table:
+    promotion = [
+        {
+            "policy": step.staged.display_name,
+            "kind": step.staged.kind.short,
+            "tier": step.staged.tier,
+            "action": step.action.value,
+            "target_kind": step.staged.kind.enforced.short,
+            "description": str(step),
+        }
+        for step in inputs.sets.promotion
+    ]
+    row = {
+        "run_id": summary.run_id,
+        "started_at": started_at,
+        "finished_at": datetime.now(UTC),
+        "seconds": summary.seconds,
+        "flowstage_version": flowstage.__version__,
+        "duckdb_version": duckdb.__version__,
+        "inputs": [asdict(f) for f in inputs.files],
+        "policies": [{"set_name": k, "count": v} for k, v in summary.policies.items()],
+        "promotion": promotion,
+        "safety_nets": summary.safety_nets,
+        "key_columns": list(columns),
+        "rows": summary.rows,
+        "keys": summary.keys,
+        "would_break_rows": summary.would_break_rows,
+        "would_break_bytes": summary.would_break_bytes,
+        "newly_allowed_rows": summary.newly_allowed_rows,
+        "unknown_rows": summary.unknown_rows,
+        "kept_open_by_nets_rows": summary.kept_open_by_nets_rows,
+        "fidelity": summary.fidelity,
+        "pending_fidelity": summary.pending_fidelity,
+    }
+    return pa.Table.from_pylist([row], schema=_RUN_SCHEMA)
+
+
+_RUN_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("started_at", pa.timestamp("us", tz="UTC")),
+        ("finished_at", pa.timestamp("us", tz="UTC")),
+        ("seconds", pa.float64()),
+        ("flowstage_version", pa.string()),
+        ("duckdb_version", pa.string()),
+        ("inputs", pa.list_(pa.struct([("role", pa.string()), ("path", pa.string()), ("sha256", pa.string())]))),
+        ("policies", pa.list_(pa.struct([("set_name", pa.string()), ("count", pa.int64())]))),
+        (
+            "promotion",
+            pa.list_(
+                pa.struct(
+                    [
+                        ("policy", pa.string()),
+                        ("kind", pa.string()),
+                        ("tier", pa.string()),
+                        ("action", pa.string()),
+                        ("target_kind", pa.string()),
+                        ("description", pa.string()),
+                    ]
+                )
+            ),
+        ),
+        ("safety_nets", pa.list_(pa.string())),
+        ("key_columns", pa.list_(pa.string())),
+        ("rows", pa.int64()),
+        ("keys", pa.int64()),
+        ("would_break_rows", pa.int64()),
+        ("would_break_bytes", pa.int64()),
+        ("newly_allowed_rows", pa.int64()),
+        ("unknown_rows", pa.int64()),
+        ("kept_open_by_nets_rows", pa.int64()),
+        ("fidelity", pa.float64()),
+        ("pending_fidelity", pa.float64()),
+    ]
+)
