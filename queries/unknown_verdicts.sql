@@ -37,7 +37,10 @@ remedies (reason, remedy) AS (
         ('icmp_type_unknown', 'flow logs never carry ICMP type/code; such rules can only be judged by hand'),
         ('service_endpoints_unknown', '`services` rules need the Service''s EndpointSlices, which flowstage does not load'),
         ('forwarded_not_modelled', 'forwarded (fwd) rows are judged by host-endpoint applyOnForward policy, not replayed'),
-        ('not_a_policy_endpoint', 'only pods (wep) and host endpoints (hep) have policy; check the row''s endpoint type')
+        ('not_a_policy_endpoint', 'only pods (wep) and host endpoints (hep) have policy; check the row''s endpoint type'),
+        ('protocol_unknown', 'the row carries no protocol; check the ingested proto / proto_num columns'),
+        ('host_endpoint_unknown', 'supply the HostEndpoint objects (`calicoctl get hostendpoints -o yaml`) with the policies'),
+        ('profile_unknown', 'supply the Profile objects the endpoint lists (`calicoctl get profiles -o yaml`)')
 ),
 undecided AS (
     SELECT DISTINCT

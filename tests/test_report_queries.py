@@ -12,12 +12,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pytest
 import sqlglot
 from report_stores import LESSON, SAFETY_NET, build_store, felix, hit, pod, profile
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
+from flowstage.policy.traffic import Reason
 from flowstage.report import build_report, open_replay
 from flowstage.report.queries import QUERIES_DIR, discover
 
@@ -280,3 +282,11 @@ def test_every_query_translates_to_spark_sql_and_back():
     for path in sorted(QUERIES_DIR.glob("*.sql")):
         spark = sqlglot.transpile(path.read_text(), read="duckdb", write="spark", unsupported_level=ErrorLevel.RAISE)[0]
         assert sqlglot.parse_one(spark, read="spark").find(exp.Select) is not None, path.name
+
+
+def test_unknown_verdicts_give_the_remedy_the_engine_documents_for_every_reason():
+    tree = sqlglot.parse_one((QUERIES_DIR / "unknown_verdicts.sql").read_text(), read="duckdb")
+    [remedies] = [cte for cte in tree.find_all(exp.CTE) if cte.alias == "remedies"]
+    con = duckdb.connect()
+    listed = dict(con.sql(f"SELECT * FROM ({remedies.this.sql(dialect='duckdb')})").fetchall())
+    assert listed == {reason.value: reason.remedy for reason in Reason}
