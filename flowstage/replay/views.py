@@ -182,6 +182,11 @@ def _display(hit: str) -> str:
     return f"CASE WHEN {hit}.namespace IS NULL THEN {hit}.name ELSE {hit}.namespace || '/' || {hit}.name END"
 
 
+def _tier(hit: str) -> str:
+    """A logged hit's tier; Goldmane blanks the tier of profile hits, which are always `__PROFILE__`."""
+    return f"CASE WHEN {hit}.kind = 'pro' THEN '__PROFILE__' ELSE {hit}.tier END"
+
+
 def _display_tiered(hit: str) -> str:
     """The same with the legacy tier prefix put back (pre-3.32 resource names were `<tier>.<name>`)."""
     name = f"{hit}.tier || '.' || {hit}.name"
@@ -200,7 +205,7 @@ def _same_decider(hit: str, s: str) -> str:
     """
     return f"""CASE
       WHEN {hit} IS NULL OR {s}_verdict IS NULL THEN NULL
-      WHEN {hit}.tier IS DISTINCT FROM {s}_tier THEN FALSE
+      WHEN {_tier(hit)} IS DISTINCT FROM {s}_tier THEN FALSE
       WHEN COALESCE({hit}.end_of_tier, FALSE) OR {hit}.rule_index = -1 THEN {s}_rule = -1
       WHEN {s}_rule = -1 THEN FALSE
       ELSE {s}_policy IN ({_display(hit)}, {_display_tiered(hit)})
@@ -271,11 +276,12 @@ compared AS (
          {_same_decider('logged_pending_hit', 'pending')} AS pending_same_decider
   FROM decided AS d
 )
-SELECT row_id, replay_key, source_file, source_line, start_time, end_time, reporter,
-       source_namespace, source_name, source_name_aggr, dest_namespace, dest_name, dest_name_aggr,
+SELECT row_id, replay_key, source_file, source_line, format, start_time, end_time, reporter,
+       source_type, source_namespace, source_name, source_name_aggr,
+       dest_type, dest_namespace, dest_name, dest_name_aggr,
        dest_port, proto, bytes_in, bytes_out, num_flows,
        action, logged_trace,
-       logged_hit.tier AS logged_tier,
+       {_tier('logged_hit')} AS logged_tier,
        {_display('logged_hit')} AS logged_policy,
        logged_hit.kind AS logged_policy_kind,
        logged_hit.rule_index AS logged_rule,
@@ -290,7 +296,7 @@ SELECT row_id, replay_key, source_file, source_line, start_time, end_time, repor
          WHEN NOT current_same_decider THEN 'different_deciding_policy'
        END AS current_disagreement,
        logged_pending_action,
-       logged_pending_hit.tier AS logged_pending_tier,
+       {_tier('logged_pending_hit')} AS logged_pending_tier,
        {_display('logged_pending_hit')} AS logged_pending_policy,
        logged_pending_hit.kind AS logged_pending_policy_kind,
        logged_pending_hit.rule_index AS logged_pending_rule,
