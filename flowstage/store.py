@@ -387,8 +387,9 @@ class StoreWriter:
         retired = list((previous or {}).get("retired", []))
         if previous is not None:
             retired.append([f["path"] for f in previous["files"]])
-        doomed = retired[:-(RETAINED_VERSIONS - 1)] if RETAINED_VERSIONS > 1 else retired
-        retired = retired[len(doomed):]
+        # The current version plus RETAINED_VERSIONS - 1 retired ones stay on disk.
+        cut = max(len(retired) - (RETAINED_VERSIONS - 1), 0)
+        doomed, retired = retired[:cut], retired[cut:]
         m["datasets"][name] = {"version": version, "files": committed, "views": dict(views), "retired": retired,
                                "published_at": datetime.now(UTC).isoformat()}
         self._write_manifest()
@@ -396,8 +397,8 @@ class StoreWriter:
             for rel in old:
                 with contextlib.suppress(FileNotFoundError):
                     (self.root / rel).unlink()
-            with contextlib.suppress(OSError):
-                (self.root / Path(old[0]).parent).rmdir() if old else None
+                with contextlib.suppress(OSError):
+                    (self.root / rel).parent.rmdir()  # once its last file is gone
 
     def _write_manifest(self) -> None:
         m = self.manifest

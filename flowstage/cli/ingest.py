@@ -24,6 +24,9 @@ for standard input. Formats are detected per file: Calico Enterprise/Cloud felix
 Elasticsearch/Linseed exports, S3 archives, Calico OSS Goldmane and Whisker. Records that cannot be read go
 to the store's `quarantine` view with file, line and reason. Re-running adds only what is new.
 
+Exit status: 0 when everything readable was stored; 1 with --strict if a record was quarantined or a named
+file could not be read, and 1 whenever no record at all could be read from failing files; 2 on usage errors.
+
 Example:
 
     flowstage ingest /var/log/calico/flowlogs/ --store flows-store
@@ -50,14 +53,11 @@ def ingest_command(
     ] = DEFAULT_LOCK_TIMEOUT,
 ) -> None:
     target = Store.open(store, create=True)
-    total = sum(p.stat().st_size for p in _existing_files(paths))
-    with console.progress("ingesting", total=total or None) as bar:
-        done: dict[str, int] = {}
+    with console.progress("ingesting (bytes)") as bar:
 
-        def advance(name: str, position: int) -> None:
-            done[name] = position
+        def advance(done: int, total: int) -> None:
             if bar is not None:
-                bar.update(bar.task_ids[0], completed=sum(done.values()))
+                bar.update(bar.task_ids[0], completed=done, total=total)
 
         summary = ingest(paths, target, format=format, batch_rows=batch_rows, lock_timeout=lock_timeout,
                          progress=advance)
@@ -68,17 +68,6 @@ def ingest_command(
     for failed in summary.errors:
         console.err.print(f"[bold red]error:[/] {console.escape(failed.source)}: {console.escape(failed.note)}")
     raise typer.Exit(_exit_code(summary, strict))
-
-
-def _existing_files(paths: list[str]) -> list[Path]:
-    files = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_file():
-            files.append(path)
-        elif path.is_dir():
-            files.extend(p for p in path.rglob("*") if p.is_file())
-    return files
 
 
 def _exit_code(summary: IngestSummary, strict: bool) -> int:

@@ -92,16 +92,15 @@ def detect(head: bytes, forced: str | None = None) -> Detection:
     lines = [line for line in text.splitlines() if line.strip()]
     first = lines[0].lstrip()
     if first.startswith(("data:", "event:", "id:", "retry:")) or (first.startswith(":") and len(lines) > 1):
-        data = [line[5:] for line in lines if line.startswith("data:")]
-        fmt = next((record_format(_loads(d)) for d in data if record_format(_loads(d))), None)
-        return Detection(forced or fmt or None, SSE, "" if forced or fmt else "an event stream without flow records")
+        formats = (record_format(_loads(line[5:])) for line in lines if line.startswith("data:"))
+        fmt = forced or next((f for f in formats if f), None)
+        return Detection(fmt, SSE, "" if fmt else "an event stream without flow records")
     if _S3_LINE.match(head.lstrip()):
         return Detection(forced or "s3", S3)
     # One record a line: the first line that parses on its own decides (the very first may be cut short).
     complete = lines[:-1] if not text.endswith("\n") and len(lines) > 1 else lines
     for line in complete[:50]:
-        record = _loads(line)
-        fmt = record_format(record)
+        fmt = record_format(_loads(line))
         if fmt:
             return Detection(forced or fmt, LINES)
     if stripped.startswith(("{", "[")):

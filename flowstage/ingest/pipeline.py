@@ -85,7 +85,7 @@ class IngestSummary:
         }
 
 
-ProgressCallback = Callable[[str, int], None]  # (input name, bytes of input done so far in it)
+ProgressCallback = Callable[[int, int], None]  # (bytes of input read so far, bytes of input in all)
 
 
 def ingest(paths: Sequence[str], store: Store, format: str = "auto", batch_rows: int = DEFAULT_BATCH_ROWS,
@@ -96,6 +96,8 @@ def ingest(paths: Sequence[str], store: Store, format: str = "auto", batch_rows:
     if batch_rows < 1:
         raise UsageError("--batch-rows must be at least 1")
     sources = expand(paths)
+    sizes = [s.path.stat().st_size if s.path is not None else 0 for s in sources]
+    tracker = _Progress(progress, sum(sizes))
     summary = IngestSummary()
     forced = None if format == "auto" else format
     con = duckdb.connect(":memory:")
@@ -103,8 +105,9 @@ def ingest(paths: Sequence[str], store: Store, format: str = "auto", batch_rows:
     try:
         normaliser = Normaliser(con)
         with store.writer(timeout=lock_timeout) as writer:
-            for source in sources:
-                summary.files.append(_ingest_one(source, writer, normaliser, forced, batch_rows, progress))
+            for source, size in zip(sources, sizes, strict=True):
+                summary.files.append(_ingest_one(source, writer, normaliser, forced, batch_rows, tracker))
+                tracker.finish(size)
     finally:
         con.close()
     return summary
@@ -128,17 +131,29 @@ def _resume_point(source: Source, content: Content, writer: StoreWriter) -> tupl
     return None, ""
 
 
+class _Progress:
+    """Turns positions within the current file into a running total for the caller's callback."""
+
+    def __init__(self, callback: ProgressCallback | None, total: int) -> None:
+        self.callback, self.total, self.done = callback, total, 0
+
+    def at(self, position: int) -> None:
+        if self.callback:
+            self.callback(self.done + position, self.total)
+
+    def finish(self, size: int) -> None:
+        self.done += size
+        self.at(0)
+
+
 def _ingest_one(source: Source, writer: StoreWriter, normaliser: Normaliser, forced: str | None, batch_rows: int,
-                progress: ProgressCallback | None) -> FileResult:
+                progress: _Progress) -> FileResult:
     try:
         content = Content(source)
     except OSError as exc:
         return FileResult(source.name, FAILED, note=f"cannot read: {exc.strerror or exc}")
     with content:
-        try:
-            detection = detect(content.head, forced)
-        except OSError as exc:
-            return FileResult(source.name, FAILED, note=f"cannot read: {exc}")
+        detection = detect(content.head, forced)
         if detection.format is None:
             if source.explicit:
                 return FileResult(source.name, FAILED, note=(
@@ -193,7 +208,7 @@ def _commit(writer: StoreWriter, content: Content, batch: BatchResult, entry: di
 
 def _ingest_lines(content: Content, detection: Detection, entry: dict[str, Any] | None, base: dict[str, Any],
                   writer: StoreWriter, normaliser: Normaliser, batch_rows: int, result: FileResult,
-                  progress: ProgressCallback | None) -> None:
+                  progress: _Progress) -> None:
     offset = entry["offset"] if entry else 0
     newlines = entry["newlines"] if entry else 0
     records = entry["records"] if entry else 0
@@ -210,8 +225,7 @@ def _ingest_lines(content: Content, detection: Detection, entry: dict[str, Any] 
                                            "partial_tail": partial})
         result.add(outcome)
         offset = end
-        if progress:
-            progress(content.source.name, content.raw_position)
+        progress.at(content.raw_position)
 
 
 def _ingest_documents(content: Content, detection: Detection, entry: dict[str, Any] | None, base: dict[str, Any],
