@@ -10,6 +10,7 @@ import datetime as dt
 import gzip
 import io
 import json
+import re
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -45,12 +46,16 @@ TCP_STATS = (
 )
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_GO_ESCAPED = re.compile("[<>&\u2028\u2029]")
+_GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
 def go_json(value: Any) -> str:
     """JSON text as Go's encoding/json writes it: compact, UTF-8, with `<`, `>`, `&`, U+2028/9 escaped."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    if any(c in text for c in "<>&\u2028\u2029"):
-        for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
-            text = text.replace(raw, escaped)
+    text = _ENCODER.encode(value)
+    if _GO_ESCAPED.search(text):
+        text = _GO_ESCAPED.sub(lambda m: _GO_ESCAPES[m.group()], text)
     return text
 
 
@@ -76,6 +81,7 @@ class _Field:
     of_key: Callable[[FlowKey], Any] | None = None
     of_row: RowPiece | None = None
     omit_empty: bool = False  # Go's `omitempty`: leave the key out when the value is zero, empty or null
+    constant: bool = False  # the same for every key: rendered once per layout
 
 
 def _key(name: str, fn: Callable[[FlowKey], Any], omit_empty: bool = False) -> _Field:
@@ -83,7 +89,7 @@ def _key(name: str, fn: Callable[[FlowKey], Any], omit_empty: bool = False) -> _
 
 
 def _const(name: str, value: Any) -> _Field:
-    return _Field(name, of_key=lambda _k: value)
+    return _Field(name, of_key=lambda _k: value, constant=True)
 
 
 def _row_int(name: str, attr: str, omit_zero: bool = False) -> _Field:
@@ -102,6 +108,7 @@ class _Layout:
     def __init__(self, fields: list[_Field]) -> None:
         self.fields = fields
         self._compiled: dict[int, tuple[FlowKey, list[str | RowPiece]]] = {}
+        self._constant_text = {f.name: f'"{f.name}":{go_json(f.of_key(None))}' for f in fields if f.constant and f.of_key}  # type: ignore[arg-type]
 
     def parts(self, key: FlowKey) -> list[str | RowPiece]:
         # Keys are long-lived objects (one per flow); identity is far cheaper than hashing the nested dataclass.
@@ -111,7 +118,9 @@ class _Layout:
         parts: list[str | RowPiece] = []
         static: list[str] = []
         for f in self.fields:
-            if f.of_key is not None:
+            if f.constant:
+                static.append(self._constant_text[f.name])
+            elif f.of_key is not None:
                 value = f.of_key(key)
                 if not (f.omit_empty and not value):
                     static.append(f'"{f.name}":{go_json(value)}')
