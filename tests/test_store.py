@@ -10,10 +10,11 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+import flowstage
 from flowstage import schema
 from flowstage.errors import StoreError
 from flowstage.ingest import ingest
-from flowstage.store import Store, connect
+from flowstage.store import Store
 
 RECORD = {"start_time": 1700000000, "end_time": 1700000300, "source_name_aggr": "a-*", "dest_name_aggr": "b-*",
           "proto": "tcp", "action": "allow", "reporter": "src"}
@@ -103,7 +104,7 @@ def test_read_only_connection_cannot_write_files(store: Store, tmp_path: Path):
         con.execute("SET enable_external_access = true").fetchall()
     assert not target.exists() and not (tmp_path / "out.csv").exists()
     assert con.execute("SELECT count(*) FROM flows").fetchone()[0] == 2
-    assert connect(store.root).execute("SELECT count(*) FROM flows").fetchone()[0] == 2
+    assert flowstage.connect(store.root).execute("SELECT count(*) FROM flows").fetchone()[0] == 2
 
 
 def _verdicts(tmp_path: Path, name: str, value: int) -> Path:
