@@ -30,8 +30,9 @@ synth_app = typer.Typer(
 SEED = typer.Option(help="Random seed: the same seed gives the same cluster and the same bytes.")
 NAMESPACES = typer.Option(
     help=(
-        "Application namespaces of the synthetic cluster (default: as many as the request needs). A cluster is a "
-        "prefix of every larger one with the same seed, so logs and policies made with different sizes still fit."
+        "Application namespaces of the synthetic cluster (default: as many as the request needs). The first n "
+        "namespaces of every cluster with the same seed have the same names, workloads and labels, so logs and "
+        "policies made with different sizes still fit each other."
     ),
 )
 

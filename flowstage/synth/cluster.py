@@ -1,8 +1,9 @@
 """A synthetic Kubernetes cluster: namespaces, workloads and their pods, Services, nodes, network sets, external
 peers, and the traffic pattern (who calls whom, on which port, how much).
 
-Everything is seeded. `build_cluster(n, seed)` grows namespace by namespace, each from its own random stream, so a
-cluster of n namespaces is the first n namespaces of every larger cluster with the same seed.
+Everything is seeded. `build_cluster(n, seed)` grows namespace by namespace, each from its own random stream, so the
+first n namespaces of every larger cluster with the same seed have the same names, workloads, labels and traffic
+(only node placement and pod addresses scale with the cluster).
 """
 
 from __future__ import annotations
@@ -224,12 +225,6 @@ class Cluster:
         for w in self.workloads:
             yield from w.pods
 
-    def namespace(self, name: str) -> Namespace:
-        for ns in self.namespaces:
-            if ns.name == name:
-                return ns
-        raise KeyError(name)
-
     def workload(self, ref: str) -> Workload:
         for w in self.workloads:
             if w.ref == ref:
@@ -383,7 +378,6 @@ PRODUCTS = (
 TEAMS = ("atlas", "borealis", "cobalt", "delta", "ember", "fjord", "granite", "harbor", "indigo", "juniper")
 ENVS = (("prod", 0.45), ("staging", 0.35), ("dev", 0.20))
 ARCHETYPES = ("web", "service", "pipeline", "ml")
-DNS_PORT = 53
 API_SERVER_PORT = 6443
 
 
@@ -403,7 +397,7 @@ class ScaleClusterBuilder(ClusterBuilder):
         super().__init__(seed, pod_block_size=512)
         self.n = app_namespaces
         pods_estimate = 40 + 9 * app_namespaces
-        workers = max(3, min(240, -(-pods_estimate // 35)))
+        workers = max(3, min(2_000, -(-pods_estimate // 35)))
         self.control_plane = self.node("cp-1", "10.0.0.10", "10.128.0.0/23", role="control-plane")
         pod_base = int(ipaddress.ip_address("10.128.0.0"))
         self.workers = [
