@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from flowstage.policy.model import FrozenMap, PolicySet, Ports
 from flowstage.policy.traffic import Endpoint, EndpointType, Traffic
+from flowstage.schema import FLOW_SCHEMA
 
 _ENDPOINT_FIELDS = ("type", "namespace", "name", "name_aggr", "labels", "ip")
 
@@ -33,20 +34,29 @@ def key_columns(include_source_port: bool) -> tuple[str, ...]:
     return (*BASE_KEY_COLUMNS, SOURCE_PORT_COLUMN) if include_source_port else BASE_KEY_COLUMNS
 
 
-def replay_key_sql(columns: Sequence[str]) -> str:
-    """The replay key of a flows row: DuckDB `hash` over the key columns, unqualified.
+def _hashed(column: str) -> str:
+    # A label map is hashed as its entries: Spark's hash functions refuse maps, and the list is the same value.
+    return f"map_entries({column})" if pa.types.is_map(FLOW_SCHEMA.field(column).type) else column
 
-    Key extraction and the `replay` view both use this text, so a row and its key can never disagree.
+
+def replay_key_sql(columns: Sequence[str]) -> str:
+    """The replay key of a flows row: a 64-bit `hash` over the key columns, unqualified.
+
+    Key extraction and the `verdicts` and `replay` views all use this text, so a row and its key can never
+    disagree. The key is local to the engine that computes it (DuckDB's `hash`, Spark's `xxhash64` through
+    flowstage.engines): verdict files store the key columns, never the hash, and every reader recomputes the
+    key on both sides of the join, so verdicts written by one engine join back to the rows in any other.
     """
-    return "hash(" + ", ".join(columns) + ")"
+    return "hash(" + ", ".join(_hashed(c) for c in columns) + ")"
 
 
 def endpoint_id_sql(side: str) -> str:
     """A hash of one side's identity columns (`source` / `dest`), so Python builds each endpoint once."""
-    return "hash(" + ", ".join(f"{side}_{f}" for f in _ENDPOINT_FIELDS) + ")"
+    return "hash(" + ", ".join(_hashed(f"{side}_{f}") for f in _ENDPOINT_FIELDS) + ")"
 
 
 ENDPOINT_ID_COLUMNS = ("source_endpoint", "dest_endpoint")
+REPLAY_KEY_COLUMN = "replay_key"
 
 
 def key_extraction_sql(columns: Sequence[str]) -> str:

@@ -33,6 +33,7 @@ from flowstage.replay import nets
 from flowstage.replay.judge import Judge, VerdictRow
 from flowstage.replay.keys import (
     ENDPOINT_ID_COLUMNS,
+    REPLAY_KEY_COLUMN,
     TrafficBuilder,
     key_columns,
     key_extraction_sql,
@@ -311,7 +312,8 @@ def _judge_batch(batch: pa.RecordBatch, judge: Judge, builder: TrafficBuilder, s
         for j, v in enumerate(verdicts):
             out[j].append(v)
         _count(summary, verdicts, *(column[i] for column in aggregates))
-    kept = [name for name in batch.schema.names if name not in ENDPOINT_ID_COLUMNS]
+    # Hashes are local to the engine that computed them: the file keeps the key columns, readers rehash them.
+    kept = [name for name in batch.schema.names if name not in (*ENDPOINT_ID_COLUMNS, REPLAY_KEY_COLUMN)]
     arrays = [batch.column(name) for name in kept]
     names = list(kept)
     for s, rows in zip(SET_NAMES, out, strict=True):

@@ -33,16 +33,17 @@ def row_id_sql(alias: str = "") -> str:
     return f"{p}source_file || ':' || CAST({p}source_line AS VARCHAR)"
 
 
-def verdicts_view(files: FilesRef) -> str:
+def verdicts_view(files: FilesRef, key_columns: Sequence[str]) -> str:
     return (
         "-- verdicts: one row per distinct replay key: the key columns, how many rows and bytes carry it, and its\n"
         "-- verdict under each policy set (<set>_verdict allow/deny/unknown, _tier, _policy, _policy_kind, _rule\n"
-        "-- (-1 = end of tier, naming the trigger policy), _staged, _reason (iff unknown)).\n"
-        f"SELECT * FROM read_parquet({files('verdicts')})"
+        "-- (-1 = end of tier, naming the trigger policy), _staged, _reason (iff unknown)). replay_key is\n"
+        "-- computed here from the key columns, by the engine reading the view.\n"
+        f"SELECT {replay_key_sql(key_columns)} AS replay_key, * FROM read_parquet({files('verdicts')})"
     )
 
 
-def replay_view(files: FilesRef, key_columns: Sequence[str]) -> str:
+def replay_view(key_columns: Sequence[str]) -> str:
     verdicts = ",\n       ".join(f"v.{c}" for c in verdict_columns())
     return f"""-- replay: every flows row with its verdict under each policy set, joined on the replay key.
 -- would_break: logged allow, denied after promotion; newly_allowed: logged deny, allowed after promotion;
@@ -56,7 +57,7 @@ SELECT f.*,
        COALESCE(f.action = 'deny' AND v.proposed_verdict = 'allow', FALSE) AS newly_allowed,
        COALESCE(v.current_verdict <> v.proposed_verdict, FALSE) AS verdict_changed
 FROM (SELECT flows.*, {replay_key_sql(key_columns)} AS replay_key FROM flows) AS f
-LEFT JOIN read_parquet({files('verdicts')}) AS v ON v.replay_key = f.replay_key"""
+LEFT JOIN verdicts AS v ON v.replay_key = f.replay_key"""
 
 
 CONNECTION_COLUMNS: tuple[str, ...] = (
@@ -343,8 +344,8 @@ def rules_view(files: FilesRef) -> str:
 def all_views(files: FilesRef, key_columns: Sequence[str]) -> dict[str, str]:
     """Every view of a replay, in creation order (later views read earlier ones)."""
     return {
-        "verdicts": verdicts_view(files),
-        "replay": replay_view(files, key_columns),
+        "verdicts": verdicts_view(files, key_columns),
+        "replay": replay_view(key_columns),
         "connections": connections_view(),
         "fidelity": fidelity_view(files),
         "replay_info": info_view(files),
