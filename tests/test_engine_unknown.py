@@ -221,3 +221,33 @@ def test_egress_to_an_aggregated_public_destination():
     verdict = Engine(pset).decide(flow(FRONTEND, out), EGRESS)
     assert decided(verdict) == ("deny", "default", "egress", 1)
     assert Engine(pset).decide(flow(FRONTEND, PUB), EGRESS).rule == 1
+
+
+def test_the_fast_path_the_uncached_engine_and_explain_agree():
+    inventory = Inventory(
+        namespaces={"prod": Namespace("prod", FrozenMap({"team": "web"}))},
+        network_sets=(NetworkSet("corp", None, FrozenMap({"zone": "corp"}), (ipaddress.ip_network("10.0.0.0/8"),)),),
+    )
+    pset = policy_set(
+        gnp("a", order=1, selector="app == 'backend'", ingress=(
+            rule("Log", source=side(nets=("10.0.0.0/24",))),
+            rule("Deny", protocol="UDP", source=side(selector="zone == 'corp'")),
+            rule("Pass", source=side(nets=("192.168.0.0/16",))),
+        )),
+        gnp("b", order=2, namespace_selector="team == 'web'", ingress=(
+            rule("Allow", protocol="TCP", destination=side(ports=ports("http", 8080))),
+        )),
+        gnp("c", order=3, selector="app == 'frontend'", types=("Egress",), egress=(
+            rule("Deny", destination=side(nets=("0.0.0.0/0",))), rule("Allow"),
+        )),
+        inventory=inventory,
+    )
+    peers = [FRONTEND, FRONTEND_AGGR, PVT, PUB_AGGR, PUB, pod("prod", "x", None)]
+    flows = [flow(peer, target, proto) for peer in peers for target in (BACKEND, pod("prod", "backend", {"app": "backend"}))
+             for proto in (TCP, UDP, ICMP)]
+    flows += [flow(FRONTEND_AGGR, peer, TCP) for peer in peers]
+    fast, uncached = Engine(pset), Engine(pset, cache=False)
+    for traffic in flows:
+        for direction in (INGRESS, EGRESS):
+            verdict = fast.decide(traffic, direction)
+            assert verdict == uncached.decide(traffic, direction) == fast.decide(traffic, direction, explain=True)

@@ -66,6 +66,7 @@ from flowstage.policy.traffic import EndpointType, Outcome, Reason, TraceStep, T
 __all__ = [
     "DEFAULT_FAILSAFE_INBOUND",
     "DEFAULT_FAILSAFE_OUTBOUND",
+    "REPORTERS",
     "Engine",
     "FailsafePort",
     "UnknownReporter",

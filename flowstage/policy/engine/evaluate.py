@@ -1,8 +1,9 @@
 """The per-direction evaluation (calico-semantics §5.2): failsafes, tiers, policies, rules, profiles — compiled
 once per subject and direction, run per flow, and explored on both branches wherever a fact is unknown.
 
-A run that meets an unknown criterion (rule match, policy applicability, unknown profile) is re-run with
-that point taken as "matched" and as "did not match"; the verdict is definite when every path agrees.
+A strict pass settles most flows. One that meets an unknown criterion (rule match, policy applicability,
+unknown profile) goes to the Explorer, which continues from that point both as "matched" and as "did not
+match"; the verdict is definite when every path agrees. `execute` walks one path with a trace for explain.
 """
 
 from __future__ import annotations
@@ -175,12 +176,11 @@ class RuleList:
     such L4 key: replay asks about few distinct (protocol, port) pairs, so this skips most rules cheaply.
     """
 
-    __slots__ = ("owner", "compiled", "decisions", "residual")
+    __slots__ = ("owner", "compiled", "residual")
 
-    def __init__(self, owner: object, compiled: tuple[CompiledRule, ...], decisions: tuple[Decision | None, ...]):
+    def __init__(self, owner: object, compiled: tuple[CompiledRule, ...]) -> None:
         self.owner = owner  # keeps the policy / profile alive: rule lists are found by its id
         self.compiled = compiled
-        self.decisions = decisions  # per rule: what it decides when it matches (None for Pass / Log)
         self.residual: dict[tuple, tuple[ResidualRule, ...]] = {}
 
     def __len__(self) -> int:
@@ -192,13 +192,8 @@ class RuleList:
         if found is None:
             if len(self.residual) >= _CACHE_LIMIT:
                 self.residual.clear()
-            kept = []
-            for compiled, decision in zip(self.compiled, self.decisions, strict=True):
-                residual = compiled.residual(ctx)
-                if residual is not None:
-                    residual.decision = decision
-                    kept.append(residual)
-            found = self.residual[key] = tuple(kept)
+            found = tuple(r for r in (c.residual(ctx) for c in self.compiled) if r is not None)
+            self.residual[key] = found
         return found
 
 
@@ -246,6 +241,10 @@ class Point:
     reason: Reason
     where: Where
     detail: str
+
+
+FAILSAFE_ALLOW = Decision(Outcome.ALLOW, Where(policy=FAILSAFE))
+NO_PROFILE_DENY = Decision(Outcome.DENY, Where(PROFILE_TIER, NO_PROFILE_MATCH, "pro", 0))
 
 
 class NeedsBranching(Exception):
@@ -301,8 +300,8 @@ def execute(program: Program, ctx: FlowContext, run: Run) -> Decision:
         if tracing:
             _step(run, "", FAILSAFE, None, "matched" if hit is True else "no_match",
                   f"{program.failsafe.describe()}: {show(hit)} (flow {protocol_name(ctx.proto)}/{ctx.dst_port})")
-        if hit is True or (hit is not False and run.choose(hit, Where(policy=FAILSAFE), program.failsafe.describe())):
-            return Decision(Outcome.ALLOW, Where(policy=FAILSAFE))
+        if hit is True or (hit is not False and run.choose(hit, FAILSAFE_ALLOW.where, program.failsafe.describe())):
+            return FAILSAFE_ALLOW
 
     for tier_step in program.tiers:
         tier = tier_step.tier.name
@@ -349,8 +348,7 @@ def execute(program: Program, ctx: FlowContext, run: Run) -> Decision:
                 if action is Action.LOG:
                     continue
                 if action is Action.ALLOW or action is Action.DENY:
-                    where = Where(tier, policy_step.name, policy_step.kind, rule.index, policy_step.staged)
-                    return Decision(Outcome.ALLOW if action is Action.ALLOW else Outcome.DENY, where)
+                    return compiled.decision
                 passed = True  # Pass: skip the rest of this tier, its default action included
                 if tracing:
                     _step(run, tier, policy.display_name, rule.index, "pass", "Pass: continue at the next tier")
@@ -383,7 +381,7 @@ def execute_strict(program: Program, ctx: FlowContext) -> Decision:
     if program.failsafe is not None:
         hit = program.failsafe.test(ctx)
         if hit is True:
-            return Decision(Outcome.ALLOW, Where(policy=FAILSAFE))
+            return FAILSAFE_ALLOW
         if hit is not False:
             raise NeedsBranching
     allow, deny, log = Action.ALLOW, Action.DENY, Action.LOG
@@ -439,23 +437,22 @@ def _profiles(program: Program, ctx: FlowContext, run: Run) -> Decision:
                 _step(run, PROFILE_TIER, profile.name, rule.index,
                       "matched" if found is True else "no_match" if found is False else "unknown",
                       f"{rule.action.value}: {compiled.explain(ctx)}")
-            where = Where(PROFILE_TIER, profile.name, "pro", rule.index)
             if rule.action is Action.LOG:
                 continue
-            if found is not True and (found is False or not run.choose(found, where, f"rule {rule.index} of "
-                                                                       f"profile {profile.name}")):
-                continue
-            if rule.action is Action.ALLOW:
-                return Decision(Outcome.ALLOW, where)
-            if rule.action is Action.DENY:
-                return Decision(Outcome.DENY, where)
+            if found is not True:
+                if found is False:
+                    continue
+                where = Where(PROFILE_TIER, profile.name, "pro", rule.index)
+                if not run.choose(found, where, f"rule {rule.index} of profile {profile.name}"):
+                    continue
             if rule.action is Action.PASS:
                 break  # the dataplane leaves this profile and tries the next one
+            return compiled.decision
         if tracing and not profile_step.rules:
             _step(run, PROFILE_TIER, profile.name, None, "no_match", "profile has no rules in this direction")
     if tracing:
         _step(run, PROFILE_TIER, NO_PROFILE_MATCH, 0, "profile", "no profile allowed or denied: deny")
-    return Decision(Outcome.DENY, Where(PROFILE_TIER, NO_PROFILE_MATCH, "pro", 0))
+    return NO_PROFILE_DENY
 
 
 # -- exploring every answer of the unknown points -------------------------------------------------------
@@ -503,7 +500,7 @@ class Explorer:
         failsafe = self.program.failsafe
         if failsafe is not None:
             hit = failsafe.test(self.ctx)
-            allowed = Decision(Outcome.ALLOW, Where(policy=FAILSAFE))
+            allowed = FAILSAFE_ALLOW
             if hit is True:
                 return self._leaf(allowed)
             if hit is not False:
@@ -596,19 +593,19 @@ class Explorer:
                 if found is False or compiled.action is Action.LOG:
                     ri += 1
                     continue
-                where = Where(PROFILE_TIER, profile_step.profile.name, "pro", compiled.rule.index)
                 if found is not True:
+                    where = Where(PROFILE_TIER, profile_step.profile.name, "pro", compiled.rule.index)
                     return self._fork(found, where, lambda k=k, ri=ri: self._profiles(k, ri + 1),
-                                      lambda k=k, compiled=compiled, where=where: self._profile_act(k, compiled, where))
-                return self._profile_act(k, compiled, where)
+                                      lambda k=k, compiled=compiled: self._profile_act(k, compiled))
+                return self._profile_act(k, compiled)
             k += 1
             ri = 0
-        return self._leaf(Decision(Outcome.DENY, Where(PROFILE_TIER, NO_PROFILE_MATCH, "pro", 0)))
+        return self._leaf(NO_PROFILE_DENY)
 
-    def _profile_act(self, k: int, compiled: ResidualRule, where: Where) -> Exploration:
+    def _profile_act(self, k: int, compiled: ResidualRule) -> Exploration:
         if compiled.action is Action.PASS:
             return self._profiles(k + 1, 0)  # the dataplane leaves this profile and tries the next one
-        return self._leaf(Decision(Outcome.ALLOW if compiled.action is Action.ALLOW else Outcome.DENY, where))
+        return self._leaf(compiled.decision)
 
 
 # -- compiling programs ----------------------------------------------------------------------------------
@@ -665,23 +662,26 @@ class Compiler:
         self._applies: dict[int, list[Tri]] = {}
 
     def rules(self, owner: Policy | Profile, direction: Direction, tier: str) -> RuleList:
-        """A policy's or profile's rules for one direction, compiled once and shared by every subject."""
-        key = (owner.name, id(owner.rules(direction)), direction is Direction.INGRESS)
+        """A policy's or profile's rules for one direction, compiled once and shared by every subject.
+
+        Profiles are keyed by name and rule list, so the `kns.<ns>` profile generated for each pod of a
+        namespace is compiled once."""
+        rules = owner.rules(direction)
+        ingress = direction is Direction.INGRESS
+        key = (id(owner), ingress) if isinstance(owner, Policy) else (owner.name, id(rules), ingress)
         found = self._rules.get(key)
         if found is None:
-            rules = owner.rules(direction)
             if isinstance(owner, Policy):
                 name, kind, staged = owner.display_name, owner.kind.short, owner.staged
             else:
                 name, kind, staged = owner.name, "pro", False
-            decisions = tuple(
-                Decision(Outcome.ALLOW if r.action is Action.ALLOW else Outcome.DENY,
-                         Where(tier, name, kind, r.index, staged))
-                if r.action in (Action.ALLOW, Action.DENY) else None
+            compiled = tuple(
+                CompiledRule(r, self.pool, Decision(
+                    Outcome.ALLOW if r.action is Action.ALLOW else Outcome.DENY, Where(tier, name, kind, r.index, staged)
+                ) if r.action in (Action.ALLOW, Action.DENY) else None)
                 for r in rules
             )
-            found = RuleList(owner, tuple(CompiledRule(r, self.pool) for r in rules), decisions)
-            self._rules[key] = found
+            found = self._rules[key] = RuleList(owner, compiled)
         return found
 
     def plan(self, hep: bool, namespace: str | None) -> Plan:

@@ -157,8 +157,6 @@ def selector_value(selector: Selector, facts: EndpointFacts, cached: bool = True
 class Criterion:
     """One condition of a rule. `test` is called per flow; `describe` says what it asks, for `explain`."""
 
-    cacheable_by_side: bool = False
-
     def test(self, ctx: FlowContext) -> Tri:
         raise NotImplementedError
 
@@ -267,8 +265,6 @@ class EntitySelector:
 class SelectorMatch(Criterion):
     """A rule side's selector / notSelector / namespaceSelector / serviceAccounts, as one IP-set match."""
 
-    cacheable_by_side = True
-
     def __init__(self, source: bool, entity_rule: EntityRule, pool: MatcherPool) -> None:
         self.source = source
         self.entity_rule = entity_rule
@@ -331,8 +327,6 @@ class SelectorMatch(Criterion):
 
 class NetsMatch(Criterion):
     """`nets` (inside any CIDR) or `notNets` (inside none), on the side's address, for the flow's family."""
-
-    cacheable_by_side = True
 
     def __init__(self, source: bool, cidrs: CIDRs, negate: bool, cached: bool = True) -> None:
         self.source = source
@@ -506,11 +500,12 @@ class CompiledRule:
     `residual` can settle them once per (protocol, ports, ICMP) and leave only the endpoint criteria.
     """
 
-    __slots__ = ("rule", "criteria", "l4", "tests", "rest_tests", "renders", "family_sensitive")
+    __slots__ = ("rule", "criteria", "l4", "tests", "rest_tests", "renders", "family_sensitive", "decision")
 
-    def __init__(self, rule: Rule, pool: MatcherPool | None = None) -> None:
+    def __init__(self, rule: Rule, pool: MatcherPool | None = None, decision: object = None) -> None:
         pool = pool or MatcherPool()
         self.rule = rule
+        self.decision = decision  # what the rule decides when it matches (Allow / Deny), as its owner names it
         l4: list[Criterion] = []
         rest: list[Criterion] = []
         if rule.protocol is not None:
@@ -594,11 +589,11 @@ class ResidualRule:
 
     __slots__ = ("compiled", "rule", "action", "first", "tests", "match", "decision")
 
-    def __init__(self, compiled: CompiledRule, first: Tri, decision: object = None) -> None:
+    def __init__(self, compiled: CompiledRule, first: Tri) -> None:
         self.compiled = compiled
         self.rule = compiled.rule
         self.action = compiled.rule.action
-        self.decision = decision  # what the rule decides when it matches (Allow / Deny), set by its owner
+        self.decision = compiled.decision
         self.first = first
         self.tests = compiled.rest_tests
         self.match: Callable[[FlowContext], Tri] = self._generic
