@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 from bench.common import Result
+from flowstage.synth.records import FlowKey, LoggedEndpoint
+from flowstage.synth.windows import RowBlock
 
 # (rows, keys) per size: the JSON figures are about 30 MB / 300 MB of felix lines.
 JSON_SIZES = {"quick": (16_000, 2_000), "full": (160_000, 20_000)}
@@ -35,8 +37,8 @@ def naive_json(path: str, rows: int, keys: int) -> None:
                 out.write(json.dumps(_row_dict(table.keys[int(block.key[i])], block, i), separators=(",", ":")) + "\n")
 
 
-def _row_dict(k, block, i: int) -> dict:  # type: ignore[no-untyped-def]
-    def labels(e):  # type: ignore[no-untyped-def]
+def _row_dict(k: FlowKey, block: RowBlock, i: int) -> dict:
+    def labels(e: LoggedEndpoint) -> dict | None:
         return {"labels": list(e.labels)} if e.labels is not None else None
 
     svc = k.service
