@@ -19,6 +19,7 @@ FAMILY_OF = {"felix": "enterprise", "elastic": "enterprise", "linseed": "enterpr
 LINES, S3, SSE, DOCUMENT = "lines", "s3", "sse", "document"
 
 HEAD_LIMIT = 64 * 1024
+_UTF8_BOM = b"\xef\xbb\xbf"
 _S3_LINE = re.compile(rb"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[^\t\n]*\t[^\t\n]+\t\{")
 _ENTERPRISE_KEYS = ("start_time", "source_name_aggr", "dest_name_aggr", "source_ip", "dest_ip", "proto",
                     "reporter", "policies", "source_namespace", "dest_namespace")
@@ -95,7 +96,7 @@ def detect(head: bytes, forced: str | None = None) -> Detection:
         formats = (record_format(_loads(line[5:])) for line in lines if line.startswith("data:"))
         fmt = forced or next((f for f in formats if f), None)
         return Detection(fmt, SSE, "" if fmt else "an event stream without flow records")
-    if _S3_LINE.match(head.lstrip()):
+    if _S3_LINE.match(head.removeprefix(_UTF8_BOM).lstrip()):
         return Detection(forced or "s3", S3)
     # One record a line: the first line that parses on its own decides (the very first may be cut short).
     complete = lines[:-1] if not text.endswith("\n") and len(lines) > 1 else lines
@@ -103,6 +104,8 @@ def detect(head: bytes, forced: str | None = None) -> Detection:
         fmt = record_format(_loads(line))
         if fmt:
             return Detection(forced or fmt, LINES)
+    if not forced and (problem := _not_text(head, text)):
+        return Detection(None, LINES, problem)
     if stripped.startswith(("{", "[")):
         # A head shorter than the limit is the whole file; a longer one is cut, and only its keys can tell.
         fmt = document_format(_loads(stripped)) if len(head) < HEAD_LIMIT else None
@@ -115,8 +118,24 @@ def detect(head: bytes, forced: str | None = None) -> Detection:
     return Detection(None, LINES, "not JSON")
 
 
+def _not_text(head: bytes, text: str) -> str | None:
+    """Why content that holds no record is not text a flow log could be in (another encoding, binary), or None."""
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "UTF-32 text; convert it to UTF-8, e.g. `iconv -f UTF-32 -t UTF-8`"
+    sample = head[:4096]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (
+        len(sample) >= 2 and max(sample[0::2].count(0), sample[1::2].count(0)) * 2 >= len(sample) * 0.9
+        and 0 < sample.count(0) < len(sample) * 0.6
+    ):
+        return "UTF-16 text; convert it to UTF-8, e.g. `iconv -f UTF-16 -t UTF-8`"
+    strange = sum(1 for ch in text[:4096] if ch == "\ufffd" or (ch < " " and ch not in "\t\r\n\f"))
+    if b"\x00" in sample or strange * 10 > min(len(text), 4096):
+        return "binary data, not a text log"
+    return None
+
+
 def _loads(text: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None

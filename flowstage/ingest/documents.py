@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
-from flowstage.ingest.lines import LINE_SCHEMA
+from flowstage.ingest.lines import int64_array, line_table, string_array
 
 _decoder = json.JSONDecoder()
 
@@ -67,6 +68,10 @@ def document_records(text: str) -> tuple[pa.Table, Unreadable | None]:
             line = text.count("\n", 0, exc.pos) + 1
             return _table(numbers, texts), Unreadable(len(numbers) + 1, text[position:].rstrip(),
                                                       f"invalid JSON at line {line}: {exc.msg}")
+        except RecursionError:
+            line = text.count("\n", 0, position) + 1
+            return _table(numbers, texts), Unreadable(len(numbers) + 1, text[position:].rstrip(),
+                                                      f"the JSON document at line {line} nests too deeply to read")
         for record in _records(document):
             numbers.append(len(numbers) + 1)
             texts.append(json.dumps(record, separators=(",", ":"), ensure_ascii=False))
@@ -74,5 +79,5 @@ def document_records(text: str) -> tuple[pa.Table, Unreadable | None]:
 
 
 def _table(numbers: list[int], texts: list[str]) -> pa.Table:
-    return pa.table([pa.array(numbers, pa.int64()), pa.array(texts, pa.string()), pa.nulls(len(numbers), pa.string())],
-                    schema=LINE_SCHEMA)
+    return line_table(int64_array(np.array(numbers, dtype=np.int64)), string_array(texts),
+                      pa.nulls(len(numbers), pa.string()))

@@ -13,9 +13,9 @@ MACROS = r"""
 CREATE OR REPLACE TEMP MACRO fs_text(x) AS CASE WHEN x IN ('-', '') THEN NULL ELSE x END;
 CREATE OR REPLACE TEMP MACRO fs_int(x) AS TRY_CAST(x AS BIGINT);
 CREATE OR REPLACE TEMP MACRO fs_port(x) AS CASE WHEN TRY_CAST(x AS INTEGER) = 0 THEN NULL ELSE TRY_CAST(x AS INTEGER) END;
-CREATE OR REPLACE TEMP MACRO fs_epoch(x) AS to_timestamp(TRY_CAST(x AS BIGINT));
+CREATE OR REPLACE TEMP MACRO fs_epoch(x) AS TRY(to_timestamp(TRY_CAST(x AS BIGINT)));
 CREATE OR REPLACE TEMP MACRO fs_time(x) AS CASE
-    WHEN TRY_CAST(x AS BIGINT) IS NOT NULL THEN to_timestamp(TRY_CAST(x AS BIGINT))
+    WHEN TRY_CAST(x AS BIGINT) IS NOT NULL THEN TRY(to_timestamp(TRY_CAST(x AS BIGINT)))
     ELSE TRY_CAST(x AS TIMESTAMPTZ) END;
 CREATE OR REPLACE TEMP MACRO fs_proto(p) AS CASE lower(p)
     WHEN '1' THEN 'icmp' WHEN '4' THEN 'ipip' WHEN '6' THEN 'tcp' WHEN '17' THEN 'udp' WHEN '50' THEN 'esp'
@@ -48,6 +48,7 @@ class Family:
     columns: dict[str, str]  # canonical column → SQL over `r` (labels / policies come from lookups)
     numbers: dict[str, str]  # field as the user sees it → SQL text value that must read as an integer
     times: dict[str, str] = field(default_factory=dict)  # field → SQL text value that must read as a time
+    ports: tuple[str, ...] = ()  # fields of `numbers` that must be a port, 0 to 65535
     identity: tuple[str, ...] = ()  # SQL values of which at least one is set in any flow record
     source_labels: str = "NULL"  # SQL giving the labels JSON text
     dest_labels: str = "NULL"
@@ -62,6 +63,8 @@ class Family:
         checks = [f"WHEN {sql} IS NOT NULL AND TRY_CAST({sql} AS BIGINT) IS NULL THEN '{name}'"
                   for name, sql in self.numbers.items()]
         checks += [f"WHEN {sql} IS NOT NULL AND fs_time({sql}) IS NULL THEN '{name}'" for name, sql in self.times.items()]
+        checks += [f"WHEN TRY_CAST({self.numbers[name]} AS BIGINT) NOT BETWEEN 0 AND 65535 THEN '{name}'"
+                   for name in self.ports]
         return "CASE " + " ".join(checks) + " END" if checks else "NULL"
 
     def identity_sql(self) -> str:
@@ -116,7 +119,7 @@ ENTERPRISE = Family(
     columns={
         "start_time": "fs_epoch(r.start_time)",
         # fluentd's @timestamp is end_time in milliseconds: it stands in when end_time is missing.
-        "end_time": 'coalesce(fs_epoch(r.end_time), to_timestamp(fs_int(r."@timestamp") / 1000))',
+        "end_time": 'coalesce(fs_epoch(r.end_time), TRY(to_timestamp(fs_int(r."@timestamp") / 1000)))',
         **{f"{side}_{part}": f"fs_text(r.{side}_{part})" for side in ("source", "dest")
            for part in ("namespace", "name", "name_aggr", "ip")},
         "source_type": "fs_endpoint_type(r.source_type)",
@@ -145,7 +148,10 @@ ENTERPRISE = Family(
         "record_id": "fs_text(r.id)",
     },
     numbers={n: _col(n) for n in _ENTERPRISE_CHECKED},
-    times={"generated_time": "r.generated_time"},
+    # Integers that are no time (beyond the year 294,000) are caught here, not by a failing conversion later.
+    times={"generated_time": "r.generated_time", "start_time": "r.start_time", "end_time": "r.end_time",
+           "@timestamp": 'fs_int(r."@timestamp") // 1000'},
+    ports=("source_port", "dest_port", "dest_service_port_num"),
     identity=("r.start_time", "r.end_time", "r.source_name_aggr", "r.dest_name_aggr", "r.source_ip", "r.dest_ip",
               "r.proto", "r.action", "r.reporter"),
     source_labels="r.source_labels",
@@ -229,6 +235,8 @@ GOLDMANE = Family(
         "Key.dest_port": _gm("dest_port", key=True),
         "Key.dest_service_port": _gm("dest_service_port", key=True),
     },
+    times={n: _gm(n) for n in ("start_time", "end_time")},
+    ports=("Key.dest_port", "Key.dest_service_port"),
     identity=(_gm("source_name", key=True), _gm("dest_name", key=True), _gm("proto", key=True),
               _gm("start_time")),
     # Goldmane omits an empty label list: absent means "no labels", not "not logged".
@@ -264,6 +272,7 @@ WHISKER = Family(
     },
     numbers={n: f"r.{n}" for n in _WHISKER_INTS},
     times={"start_time": "r.start_time", "end_time": "r.end_time"},
+    ports=("dest_port",),
     identity=("r.source_name", "r.dest_name", "r.protocol", "r.start_time"),
     source_labels="r.source_labels",
     dest_labels="r.dest_labels",

@@ -15,9 +15,32 @@ from flowstage.ingest.sources import Content
 
 CHUNK_BYTES = 16 * 1024 * 1024
 MAX_BATCH_BYTES = 256 * 1024 * 1024
+UTF8_BOM = b"\xef\xbb\xbf"
 UNTERMINATED = "unterminated"  # the content's last line, without a newline after it
 INVALID_UTF8 = "invalid_utf8"
 LINE_SCHEMA = pa.schema([("line_no", pa.int64()), ("text", pa.string()), ("flag", pa.string())])
+
+
+def string_array(values: list[str | None]) -> pa.Array:
+    """Python strings → an Arrow string array, built from buffers: `pa.array` on Python objects would import
+    pandas (about a second of start-up) to check for pandas types."""
+    valid = np.array([v is not None for v in values], dtype=bool)
+    encoded = [v.encode("utf-8") if v is not None else b"" for v in values]
+    offsets = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    validity = pa.py_buffer(np.packbits(valid, bitorder="little")) if not valid.all() else None
+    array = pa.Array.from_buffers(pa.large_string(), len(values),
+                                  [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+    return array.cast(pa.string())
+
+
+def int64_array(values: np.ndarray) -> pa.Array:
+    values = np.ascontiguousarray(values, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
+
+
+def line_table(line_numbers: pa.Array, texts: pa.Array | pa.ChunkedArray, flags: pa.Array | pa.ChunkedArray) -> pa.Table:
+    return pa.Table.from_arrays([line_numbers, texts, flags], schema=LINE_SCHEMA)
 
 
 @dataclass
@@ -46,7 +69,7 @@ def _texts(data: bytes, ends: np.ndarray) -> tuple[pa.Array, pa.Array]:
             except UnicodeDecodeError:
                 texts.append(raw.decode("utf-8", errors="replace"))
                 flags.append(INVALID_UTF8)
-        return pa.array(texts, pa.string()), pa.array(flags, pa.string())
+        return string_array(texts), string_array(flags)
 
 
 def line_batches(content: Content, first_line: int, start_offset: int, batch_rows: int) -> Iterator[LineBatch]:
@@ -62,16 +85,30 @@ def line_batches(content: Content, first_line: int, start_offset: int, batch_row
 
     def flush(unterminated: int = 0) -> LineBatch:
         nonlocal texts, flags, numbers, rows, size
-        table = pa.table(
-            [pa.array(np.concatenate(numbers)), pa.chunked_array(texts, pa.string()),
-             pa.chunked_array(flags, pa.string())],
-            schema=LINE_SCHEMA,
-        )
+        table = line_table(int64_array(np.concatenate(numbers)), pa.chunked_array(texts, pa.string()),
+                           pa.chunked_array(flags, pa.string()))
         batch = LineBatch(table, offset, newlines, unterminated)
         texts, flags, numbers, rows, size = [], [], [], 0, 0
         return batch
 
-    for chunk in content.chunks(CHUNK_BYTES):
+    at_start = start_offset == 0
+    damage: OSError | None = None
+    chunks = content.chunks(CHUNK_BYTES)
+    while True:
+        try:
+            chunk = next(chunks, None)
+        except OSError as exc:
+            # Damaged content: the lines read before the damage are still records, so they go out first.
+            damage = exc
+            break
+        if chunk is None:
+            break
+        if at_start:
+            at_start = False
+            if chunk.startswith(UTF8_BOM):
+                # A byte-order mark belongs to the file, not to its first record.
+                chunk = chunk[len(UTF8_BOM):]
+                offset += len(UTF8_BOM)
         data = carry + chunk if carry else chunk
         last = data.rfind(b"\n")
         if last < 0:
@@ -100,10 +137,12 @@ def line_batches(content: Content, first_line: int, start_offset: int, batch_row
     if carry.strip():
         text, flag = _texts(carry, np.array([len(carry)]))
         texts.append(text)
-        flags.append(pa.array([UNTERMINATED]) if flag.null_count else flag)
+        flags.append(string_array([UNTERMINATED]) if flag.null_count else flag)
         numbers.append(np.array([line_no], dtype=np.int64))
         offset += len(carry)
         rows += 1
         yield flush(unterminated=len(carry))
     elif rows:
         yield flush()
+    if damage is not None:
+        raise damage

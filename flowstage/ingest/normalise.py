@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -33,10 +31,8 @@ WRONG_TYPE = "wrong_type"
 NOT_A_FLOW_RECORD = "not_a_flow_record"
 STREAM_ERROR = "stream_error"
 
-_LABELS_SCHEMA = pa.schema([("key", pa.string()), ("labels", schema.LABELS), ("error", pa.string())])
-_TRACES_SCHEMA = pa.schema(
-    [("key", pa.string()), *[(c, schema.POLICY_HITS) for c in TRACE_COLUMNS], ("error", pa.string())]
-)
+# json_transform structure of one trace: a list of POLICY_HIT objects.
+_HITS_SPEC = json.dumps([{f.name: schema.duckdb_type(f.type) for f in schema.POLICY_HIT}])
 
 
 @dataclass
@@ -80,8 +76,8 @@ class Normaliser:
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
         con.execute(MACROS).fetchall()
-        self._labels: dict[str, tuple[list[tuple[str, str]] | None, str | None]] = {}
-        self._traces: dict[str, tuple[dict[str, Any], str | None]] = {}
+        self._labels: dict[str, tuple[str | None, str | None]] = {}
+        self._traces: dict[str, tuple[dict[str, str | None], str | None]] = {}
 
     def run(self, writer: StoreWriter, lines: pa.Table, fmt: str, framing: str, source_name: str,
             at_file_start: bool) -> BatchResult:
@@ -190,30 +186,44 @@ class Normaliser:
         return line_no, NOT_A_FLOW_RECORD, "valid JSON, but not a flow record object", body
 
     def write_quarantine(self, writer: StoreWriter, rows: list[tuple[int, str, str, str]], fmt: str,
-                          source_name: str) -> list[Part]:
-        now = datetime.now(UTC)
-        table = pa.table(
-            {
-                "source_file": [source_name] * len(rows),
-                "source_line": [r[0] for r in rows],
-                "format": [fmt] * len(rows),
-                "reason": [r[1] for r in rows],
-                "detail": [r[2] for r in rows],
-                "raw": [r[3][:RAW_CAP] for r in rows],
-                "ingested_at": [now] * len(rows),
-            },
-            schema=schema.QUARANTINE_SCHEMA,
-        )
-        self.con.register("fs_quarantine_rows", table)
+                         source_name: str) -> list[Part]:
+        """Stage one quarantine part for `rows` of (line, reason, detail, raw text)."""
+        columns = ", ".join(f'CAST({sql} AS {schema.duckdb_type(f.type)}) AS "{f.name}"' for f, sql in zip(
+            schema.QUARANTINE_SCHEMA,
+            ["$1", "unnest($2::BIGINT[])", "$3", "unnest($4::VARCHAR[])", "unnest($5::VARCHAR[])",
+             "unnest($6::VARCHAR[])", "now()"], strict=True))
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE fs_quarantine_rows AS SELECT {columns}",
+            [source_name, [r[0] for r in rows], fmt, [r[1] for r in rows], [r[2] for r in rows],
+             [r[3][:RAW_CAP] for r in rows]],
+        ).fetchall()
         try:
             return writer.write_quarantine(self.con, "SELECT * FROM fs_quarantine_rows")
         finally:
-            self.con.unregister("fs_quarantine_rows")
+            self.con.execute("DROP TABLE fs_quarantine_rows").fetchall()
 
     # --- labels and policy traces --------------------------------------------------------------------------
 
+    def _decode(self, label_keys: list[str], trace_keys: list[str]) -> None:
+        """Decode values not seen before; kept as JSON text that DuckDB turns into the schema's types."""
+        for key in label_keys:
+            if key not in self._labels:
+                try:
+                    pairs = decode_labels(json.loads(key))
+                    entries = None if pairs is None else json.dumps([{"key": k, "value": v} for k, v in pairs])
+                    self._labels[key] = (entries, None)
+                except LabelsError as exc:
+                    self._labels[key] = (None, str(exc))
+        for key in trace_keys:
+            if key not in self._traces:
+                try:
+                    traces = decode_policies(json.loads(key))
+                    self._traces[key] = ({c: None if h is None else json.dumps(h) for c, h in traces.items()}, None)
+                except (TraceError, ValueError, TypeError) as exc:
+                    self._traces[key] = (dict.fromkeys(TRACE_COLUMNS), str(exc))
+
     def _lookups(self, family: Family) -> bool:
-        """Register `fs_labels` and `fs_traces` for this batch's distinct values; say whether any is bad."""
+        """Make `fs_labels` and `fs_traces` for this batch's distinct values; say whether any is undecodable."""
         con = self.con
         label_keys = [k for (k,) in con.execute(
             f"SELECT DISTINCT k FROM (SELECT {family.source_labels} AS k FROM fs_parsed "
@@ -222,33 +232,25 @@ class Normaliser:
         trace_keys = [k for (k,) in con.execute(
             f"SELECT DISTINCT {family.policies} FROM fs_parsed WHERE {family.policies} IS NOT NULL"
         ).fetchall()]
-        for key in label_keys:
-            if key not in self._labels:
-                try:
-                    self._labels[key] = (decode_labels(json.loads(key)), None)
-                except LabelsError as exc:
-                    self._labels[key] = (None, str(exc))
-        for key in trace_keys:
-            if key not in self._traces:
-                try:
-                    self._traces[key] = (decode_policies(json.loads(key)), None)
-                except (TraceError, ValueError, TypeError) as exc:
-                    self._traces[key] = (dict.fromkeys(TRACE_COLUMNS), str(exc))
-        labels = pa.table(
-            [pa.array(label_keys, pa.string()),
-             pa.array([self._labels[k][0] for k in label_keys], schema.LABELS),
-             pa.array([self._labels[k][1] for k in label_keys], pa.string())],
-            schema=_LABELS_SCHEMA,
-        )
-        traces = pa.table(
-            [pa.array(trace_keys, pa.string()),
-             *[pa.array([self._traces[k][0][c] for k in trace_keys], schema.POLICY_HITS) for c in TRACE_COLUMNS],
-             pa.array([self._traces[k][1] for k in trace_keys], pa.string())],
-            schema=_TRACES_SCHEMA,
-        )
-        con.register("fs_labels", labels)
-        con.register("fs_traces", traces)
-        return labels.column("error").null_count < len(label_keys) or traces.column("error").null_count < len(trace_keys)
+        self._decode(label_keys, trace_keys)
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE fs_labels AS SELECT unnest($1::VARCHAR[]) AS key,
+                CAST(map_from_entries(json_transform(unnest($2::VARCHAR[]), '[{{"key":"VARCHAR","value":"VARCHAR"}}]'))
+                     AS {schema.duckdb_type(schema.LABELS)}) AS labels,
+                unnest($3::VARCHAR[]) AS error""",
+            [label_keys, [self._labels[k][0] for k in label_keys], [self._labels[k][1] for k in label_keys]],
+        ).fetchall()
+        hits = _quote(_HITS_SPEC)
+        traces = ", ".join(
+            f"CAST(json_transform(unnest(${i}::VARCHAR[]), {hits}) AS {schema.duckdb_type(schema.POLICY_HITS)}) AS {c}"
+            for i, c in enumerate(TRACE_COLUMNS, start=2))
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE fs_traces AS SELECT unnest($1::VARCHAR[]) AS key, {traces},
+                unnest(${len(TRACE_COLUMNS) + 2}::VARCHAR[]) AS error""",
+            [trace_keys, *[[self._traces[k][0][c] for k in trace_keys] for c in TRACE_COLUMNS],
+             [self._traces[k][1] for k in trace_keys]],
+        ).fetchall()
+        return any(self._labels[k][1] for k in label_keys) or any(self._traces[k][1] for k in trace_keys)
 
     # --- the canonical row -----------------------------------------------------------------------------------
 

@@ -47,11 +47,17 @@ class TraceError(ValueError):
     """A `policies` value whose shape no format uses (e.g. a number where a list of hits belongs)."""
 
 
+INT32 = range(-(2**31), 2**31)  # policy and rule indexes are stored as int32
+
+
 def _int_or_none(text: str) -> int | None:
     try:
-        return int(text)
+        number = int(text)
     except ValueError:
         return None
+    if number not in INT32:
+        raise TraceError(f"index {text} is out of range")
+    return number
 
 
 def _hit(position: int | None, tier: str | None, kind: str | None, namespace: str | None, name: str | None,
@@ -127,7 +133,13 @@ def _number(value: Any, default: int) -> int:
         return default  # proto3 omits zero values
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise TraceError(f"expected an integer, found {value!r}")
-    return int(value)
+    try:
+        number = int(value)
+    except ValueError:
+        raise TraceError(f"expected an integer, found {value!r}") from None
+    if number not in INT32:
+        raise TraceError(f"index {value!r} is out of range")
+    return number
 
 
 def _field(obj: dict[str, Any], snake: str, camel: str) -> Any:

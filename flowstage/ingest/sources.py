@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import io
 import sys
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,10 @@ HEAD_BYTES = HEAD_LIMIT
 FINGERPRINT_BYTES = 4096  # the start of the content that identifies a file across renames and rotation
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+class DamagedInput(OSError):
+    """Compressed content that cannot be decompressed past some point: cut short or corrupt."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,12 @@ class Content:
     def _read_fully(self, size: int) -> bytes:
         chunks = []
         while size > 0:
-            chunk = self._stream.read(size)
+            try:
+                chunk = self._stream.read(size)
+            except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
+                if self.compression is None:
+                    raise
+                raise DamagedInput(f"damaged {self.compression} data ({exc})") from exc
             if not chunk:
                 break
             chunks.append(chunk)
