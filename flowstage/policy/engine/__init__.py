@@ -78,6 +78,7 @@ __all__ = [
 
 _POLICY_ENDPOINTS = (EndpointType.WEP, EndpointType.HEP)
 REPORTERS = ("src", "dst", "fwd", "src,fwd", "dst,fwd")
+_PROGRAM_LIMIT = 65_536  # programs remembered per direction before the memo starts over (bounded memory)
 
 
 class UnknownReporter(FlowstageError, ValueError):
@@ -104,7 +105,7 @@ class Engine:
         self.compiler = Compiler(policy_set, *self._failsafe, cached=cache)
         self._ingress_programs: dict[int, Program] = {}
         self._egress_programs: dict[int, Program] = {}
-        self._by_subject: dict[tuple, Program] = {}
+        self._shared_programs: dict[tuple, Program] = {}
         enforced_only = policy_set.name is SetName.CURRENT
         self.forwarding_policies = tuple(
             p for p in policy_set.all_policies() if p.apply_on_forward and not (enforced_only and p.staged)
@@ -179,15 +180,20 @@ class Engine:
         programs = self._ingress_programs if direction is Direction.INGRESS else self._egress_programs
         program = programs.get(subject.id)
         if program is None:
-            signature = (
-                direction, subject.type, subject.namespace, subject.labels, subject.labels_known,
-                subject.namespace_labels_known, subject.service_account_known,
-                subject.service_account_labels_known, subject.uncertain, subject.derived, subject.profiles,
+            # subjects that the same policies select, with the same profiles, face the same program
+            hep = subject.type is EndpointType.HEP
+            applicability = self.compiler.applicability(subject, self.compiler.plan(hep, subject.namespace))
+            profiles = None if subject.profiles is None else tuple(
+                p if isinstance(p, Reason) else (p.name, id(p.ingress), id(p.egress)) for p in subject.profiles
             )
-            program = self._by_subject.get(signature)
+            key = (direction is Direction.INGRESS, hep, subject.namespace, tuple(applicability), profiles)
+            program = self._shared_programs.get(key)
             if program is None:
-                program = self.compiler.program(subject, direction)
-                self._by_subject[signature] = program
+                if len(self._shared_programs) >= _PROGRAM_LIMIT:
+                    self._shared_programs.clear()
+                program = self._shared_programs[key] = self.compiler.program(subject, direction)
+            if len(programs) >= _PROGRAM_LIMIT:
+                programs.clear()
             programs[subject.id] = program
         return program
 

@@ -71,6 +71,7 @@ def service_account_profile(namespace: str, service_account: str) -> Profile:
 DEFAULT_ALLOW = Profile(DEFAULT_ALLOW_PROFILE, **_ALLOW_BOTH)
 
 _ids = itertools.count(1)
+_FACTS_LIMIT = 262_144  # endpoints remembered before the memo starts over (bounded memory)
 
 
 @dataclass(eq=False)
@@ -165,6 +166,8 @@ class EndpointResolver:
         key = (id(endpoint.type), endpoint.namespace, endpoint.name, endpoint.name_aggr, endpoint.labels, endpoint.ip)
         facts = self._cache.get(key)
         if facts is None:
+            if len(self._cache) >= _FACTS_LIMIT:
+                self._cache.clear()  # ids are never reused, so matcher memos keyed by them stay correct
             facts = self._build(endpoint)
             # endpoints that cannot tell the same keys share one "mentions an unknown key" memo per selector
             signature = (

@@ -723,11 +723,11 @@ class Compiler:
             self._plans[key] = found
         return found
 
-    def _applicability(self, subject: EndpointFacts, plan: Plan) -> list[Tri]:
+    def applicability(self, subject: EndpointFacts, plan: Plan) -> list[Tri]:
         """Per selector slot of the plan: whether it selects the subject."""
         found = self._applies.get(subject.id) if self.cached else None
         if found is None:
-            found = [selector_value(selector, subject, self.cached) for selector in plan.selectors]
+            found = [selector_value(selector, subject) for selector in plan.selectors]
             if self.cached:
                 if len(self._applies) >= _CACHE_LIMIT:
                     self._applies.clear()
@@ -737,7 +737,7 @@ class Compiler:
     def program(self, subject: EndpointFacts, direction: Direction) -> Program:
         hep = subject.type is EndpointType.HEP
         plan = self.plan(hep, subject.namespace)
-        applicability = self._applicability(subject, plan)
+        applicability = self.applicability(subject, plan)
         per_tier = plan.per_direction[direction]
         stages: list[tuple[str, bool]] = [("", True)]
         if hep:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from flowstage.selector import Selector
 
 Tri = bool | Reason  # True, False, or unknown because of Reason
+RESULTS_LIMIT = 262_144  # per-endpoint answers a matcher remembers before starting over (bounded memory)
 
 _PROTOCOL_NAMES = {number: name.upper() if name != "icmpv6" else "ICMPv6" for name, number in PROTOCOL_NUMBERS.items()}
 _PROTOCOL_NAMES[136] = "UDPLite"
@@ -136,8 +137,10 @@ def selector_reason(selector: Selector, facts: EndpointFacts) -> Reason:
     return Reason.LABELS_UNKNOWN
 
 
-def selector_value(selector: Selector, facts: EndpointFacts, cached: bool = True) -> Tri:
-    """Does `selector` match the entity's effective labels? Kleene-unknown only when unknown keys decide it."""
+def selector_value(selector: Selector, facts: EndpointFacts, cached: bool = False) -> Tri:
+    """Does `selector` match the entity's effective labels? Kleene-unknown only when unknown keys decide it.
+
+    `cached` uses the selector's per-label-set memo, worth it only for label sets met again and again."""
     if facts.owned is None:
         return Reason.LABELS_UNKNOWN
     if facts.has_unknowns:
@@ -230,14 +233,15 @@ class EntitySelector:
         self.negative = negative
         self.cached = cached
 
-    def entity(self, facts: EndpointFacts) -> Tri:
+    def entity(self, facts: EndpointFacts, cached: bool = False) -> Tri:
+        """The selectors on one entity's labels; `cached` for entities met again and again (network sets)."""
         value: Tri = True
         if self.positive is not None:
-            value = selector_value(self.positive, facts, self.cached)
+            value = selector_value(self.positive, facts, cached)
         if self.negative is not None and value is not False:
             if self.positive is None:
-                return selector_value(self.negative, facts, self.cached)
-            value = k_and(value, k_not(selector_value(self.negative, facts, self.cached)))
+                return selector_value(self.negative, facts, cached)
+            value = k_and(value, k_not(selector_value(self.negative, facts, cached)))
         return value
 
     def owned_match(self, facts: EndpointFacts, ctx: FlowContext) -> Tri:
@@ -252,7 +256,7 @@ class EntitySelector:
             return True
         ip_reason = Reason.SOURCE_IP_UNKNOWN if self.source else Reason.DEST_IP_UNKNOWN
         for owner, surely in ctx.resolver.owners(facts, ctx.family):
-            found = k_or(found, k_and(self.entity(owner), True if surely else ip_reason))
+            found = k_or(found, k_and(self.entity(owner, self.cached), True if surely else ip_reason))
             if found is True:
                 return True
         return found
@@ -278,13 +282,19 @@ class SelectorMatch(Criterion):
     def test(self, ctx: FlowContext) -> Tri:
         found = self._results.get(ctx.dst_key)
         if found is None:
-            found = self._results[ctx.dst_key] = self.matcher.test(ctx)
+            found = self._remember(ctx.dst_key, self.matcher.test(ctx))
         return found
 
     def _test_source(self, ctx: FlowContext) -> Tri:
         found = self._results.get(ctx.src_key)
         if found is None:
-            found = self._results[ctx.src_key] = self.matcher.test(ctx)
+            found = self._remember(ctx.src_key, self.matcher.test(ctx))
+        return found
+
+    def _remember(self, key: int, found: Tri) -> Tri:
+        if len(self._results) >= RESULTS_LIMIT:
+            self._results.clear()
+        self._results[key] = found
         return found
 
     def describe(self) -> str:
@@ -346,6 +356,8 @@ class NetsMatch(Criterion):
             else:
                 found = inside != self.negate
             if self.cached:
+                if len(self._results) >= RESULTS_LIMIT:
+                    self._results.clear()
                 self._results[key] = found
         return found
 
