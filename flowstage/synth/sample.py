@@ -12,7 +12,6 @@ import math
 import random
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -297,8 +296,9 @@ class _Observer:
             return [self.externals[ref]]
         return list(self.sample.w(ref).pods)
 
-    def observe(self, window: int, start: int, seconds: int = 300) -> list[Observation]:
-        rng = stable_rng(SEED, "observe", window, seconds)
+    def observe(self, source: str, window: int, start: int, seconds: int = 300) -> list[Observation]:
+        """What happened in one window; `source` names the pipeline that watched it (felix, goldmane, whisker)."""
+        rng = stable_rng(SEED, "observe", source, window, seconds)
         scale = _diurnal(start) * seconds / 300
         observations: list[Observation] = []
         for fc in FLOW_CLASSES:
@@ -374,9 +374,7 @@ def write_sample(output: Path) -> list[Path]:
         shutil.rmtree(output / sub, ignore_errors=True)
     written: list[Path] = []
 
-    felix = aggregate(
-        (o for w in FELIX_WINDOWS for o in observer.observe(w, felix_bounds("k8s-cp-0", w)[0])), felix_bounds
-    )
+    felix = aggregate((o for w in FELIX_WINDOWS for o in observer.observe("felix", w, felix_bounds("k8s-cp-0", w)[0])), felix_bounds)
     for node in NODE_TIMER_OFFSET:
         node_dir = output / "logs" / "felix" / node
         rotated = [r for r in felix if r.key.host == node and _window_of(node, r.start_time) in ROTATED_WINDOWS]
@@ -387,7 +385,8 @@ def write_sample(output: Path) -> list[Path]:
         _write(node_dir / "flows.log", "felix", live)
         written += [backup, node_dir / "flows.log"]
 
-    elastic = aggregate((o for w in ELASTIC_WINDOWS for o in observer.observe(w, felix_bounds("k8s-cp-0", w)[0])), felix_bounds)
+    # The same felix pipeline, shipped by fluentd to Elasticsearch half an hour later.
+    elastic = aggregate((o for w in ELASTIC_WINDOWS for o in observer.observe("felix", w, felix_bounds("k8s-cp-0", w)[0])), felix_bounds)
     elastic.sort(key=lambda r: (r.end_time, r.key.host))
     path = output / "logs" / "elasticsearch" / "flows-export.jsonl"
     _write(path, "elastic", elastic)
@@ -396,8 +395,8 @@ def write_sample(output: Path) -> list[Path]:
     def goldmane_bounds(_node: str, window: int) -> tuple[int, int]:
         return GOLDMANE_START + 300 * window, GOLDMANE_START + 300 * (window + 1)
 
-    gm_observations = (o for w in range(GOLDMANE_WINDOWS) for o in observer.observe(100 + w, goldmane_bounds("", w)[0]))
-    goldmane = aggregate(_renumber(gm_observations, 100), goldmane_bounds, denied_level=2, per_node=False)
+    gm_observations = (o for w in range(GOLDMANE_WINDOWS) for o in observer.observe("goldmane", w, goldmane_bounds("", w)[0]))
+    goldmane = aggregate(gm_observations, goldmane_bounds, denied_level=2, per_node=False)
     path = output / "logs" / "goldmane" / "emitter.ndjson"
     _write(path, "goldmane", goldmane)
     written.append(path)
@@ -405,8 +404,8 @@ def write_sample(output: Path) -> list[Path]:
     def whisker_bounds(_node: str, bucket: int) -> tuple[int, int]:
         return WHISKER_START + 15 * bucket, WHISKER_START + 15 * (bucket + 1)
 
-    wh_observations = (o for b in range(WHISKER_BUCKETS) for o in observer.observe(200 + b, whisker_bounds("", b)[0], seconds=15))
-    whisker = aggregate(_renumber(wh_observations, 200), whisker_bounds, denied_level=2, per_node=False)
+    wh_observations = (o for b in range(WHISKER_BUCKETS) for o in observer.observe("whisker", b, whisker_bounds("", b)[0], seconds=15))
+    whisker = aggregate(wh_observations, whisker_bounds, denied_level=2, per_node=False)
     path = output / "logs" / "whisker" / "flows.json"
     _write(path, "whisker", whisker)
     written.append(path)
@@ -414,12 +413,6 @@ def write_sample(output: Path) -> list[Path]:
     written += _write_policies(output)
     written += _write_inventory(output, sample)
     return written
-
-
-def _renumber(observations: Iterable[Observation], offset: int) -> Iterator[Observation]:
-    for o in observations:
-        o.window -= offset
-        yield o
 
 
 def _window_of(node: str, start: int) -> int:
