@@ -369,6 +369,14 @@ def test_missing_order_sorts_last_within_the_tier():
     assert decided(Engine(pset).decide(flow(FRONTEND, BACKEND), INGRESS)) == ("allow", "default", "z-ordered", 0)
 
 
+def test_equal_orders_are_tried_by_name():
+    pset = policy_set(
+        gnp("b-allow", order=5, ingress=(rule("Allow"),)),
+        gnp("a-deny", order=5, ingress=(rule("Deny"),)),
+    )
+    assert decided(Engine(pset).decide(flow(FRONTEND, BACKEND), INGRESS))[:3] == ("deny", "default", "a-deny")
+
+
 def test_tier_order_dominates_policy_order():
     pset = policy_set(
         gnp("early-order-late-tier", order=1, ingress=(rule("Allow"),)),
@@ -547,6 +555,15 @@ def test_a_host_endpoint_missing_from_the_inventory_is_unknown_only_when_profile
     no_policy = Engine(policy_set())
     verdict = no_policy.decide(flow(PUB, unknown_host), INGRESS)
     assert verdict.outcome is Outcome.UNKNOWN and verdict.reason is Reason.HOST_ENDPOINT_UNKNOWN
+
+
+def test_a_host_endpoint_profile_missing_from_the_inventory_is_unknown_when_it_decides():
+    inventory = Inventory(host_endpoints=(
+        HostEndpoint("node-1", expected_ips=("192.168.0.10",), labels=FrozenMap({"role": "node"}),
+                     profiles=("corp-hosts",)),
+    ))
+    verdict = Engine(policy_set(inventory=inventory)).decide(flow(PUB, NODE), INGRESS)
+    assert verdict.outcome is Outcome.UNKNOWN and verdict.reason is Reason.PROFILE_UNKNOWN
 
 
 @pytest.mark.parametrize(
