@@ -99,3 +99,12 @@ def test_a_replaced_file_is_read_from_the_start(tmp_path: Path):
     summary = ingest([str(log)], store)
     assert summary.read == 4
     assert "replaced" in summary.files[0].note
+
+
+def test_a_store_inside_the_ingested_folder_is_not_read_as_input(tmp_path: Path):
+    (tmp_path / "flows.log").write_text(_lines(0, 2))
+    store = Store.open(tmp_path / "store", create=True)
+    ingest([str(tmp_path)], store)
+    again = ingest([str(tmp_path)], store)
+    assert [Path(f.source).name for f in again.files] == ["flows.log"]
+    assert len(_rows(store)) == 2

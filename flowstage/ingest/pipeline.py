@@ -95,7 +95,8 @@ def ingest(paths: Sequence[str], store: Store, format: str = "auto", batch_rows:
         raise UsageError(f"unknown format {format!r}; choose auto or one of {', '.join(FORMATS)}")
     if batch_rows < 1:
         raise UsageError("--batch-rows must be at least 1")
-    sources = expand(paths)
+    # A folder being ingested may hold the store itself: its own files are never input.
+    sources = [s for s in expand(paths) if s.path is None or not s.path.is_relative_to(store.root)]
     sizes = [s.path.stat().st_size if s.path is not None else 0 for s in sources]
     tracker = _Progress(progress, sum(sizes))
     summary = IngestSummary()
