@@ -88,7 +88,7 @@ class AddressSpace:
     def __init__(self, v4: Intervals, v6: Intervals, label: str) -> None:
         self.v4 = v4
         self.v6 = v6
-        self.label = label  # how `explain` names it: the IP, `pvt`, `pub`, `any address`
+        self.label = label  # how `explain` names it: the IP, `pvt`, `pub`, not logged
         self.families = frozenset(f for f, iv in ((4, v4), (6, v6)) if iv)
         self._by_family: dict[int, AddressSpace] = {}
 
@@ -142,6 +142,6 @@ def _nets(texts: Iterable[str]) -> tuple[IPNetwork, ...]:
 
 _PRIVATE_V4 = merge(_interval(n) for n in _nets(_RFC1918))
 
-ANY_ADDRESS = AddressSpace(merge([_SPAN[4]]), merge([_SPAN[6]]), "any address")
-PRIVATE = AddressSpace(_PRIVATE_V4, (), "pvt (RFC 1918)")
-PUBLIC = AddressSpace(_complement(_PRIVATE_V4, 4), merge([_SPAN[6]]), "pub (outside RFC 1918)")
+ANY_ADDRESS = AddressSpace(merge([_SPAN[4]]), merge([_SPAN[6]]), "not logged (any address)")
+PRIVATE = AddressSpace(_PRIVATE_V4, (), "pvt (some RFC 1918 address)")
+PUBLIC = AddressSpace(_complement(_PRIVATE_V4, 4), merge([_SPAN[6]]), "pub (some address outside RFC 1918)")

@@ -576,8 +576,8 @@ class CompiledRule:
         parts = []
         if self.family_sensitive:
             families = "/".join(f"IPv{f}" for f in sorted(self.renders)) or "no IP family"
-            seen = f"IPv{ctx.family}" if ctx.family else "family unknown"
-            parts.append(f"renders for {families} ({seen})")
+            seen = f"IPv{ctx.family}" if ctx.family else "of unknown family"
+            parts.append(f"renders for {families} (flow {seen})")
         ctx_for = ctx if ctx.family is not None or not self.family_sensitive else None
         for criterion in self.criteria:
             if ctx_for is None:
