@@ -103,6 +103,9 @@ def ingest(paths: Sequence[str], store: Store, format: str = "auto", batch_rows:
     forced = None if format == "auto" else format
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'").fetchall()
+    # Rows carry their source line, so parts need not keep file order; letting DuckDB write in any order
+    # lets both cores work on the Parquet output.
+    con.execute("SET preserve_insertion_order = false").fetchall()
     try:
         normaliser = Normaliser(con)
         with store.writer(timeout=lock_timeout) as writer:
