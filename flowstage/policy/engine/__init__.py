@@ -197,7 +197,9 @@ class Engine:
             programs[subject.id] = program
         return program
 
-    def _explore(self, program: Program, ctx: FlowContext, explain: bool, resume=None) -> Verdict:
+    def _explore(
+        self, program: Program, ctx: FlowContext, explain: bool, resume: tuple[int, int, int] | str | None = None
+    ) -> Verdict:
         """Every answer of every unknown point; definite if all paths agree."""
         explorer = Explorer(program, ctx, self.max_paths - 1)
         limited = False
