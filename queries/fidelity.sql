@@ -36,6 +36,16 @@ meanings (outcome, meaning) AS (
         ('no_logged_verdict', 'the logged trace does not end in allow or deny'),
         ('not_replayed', 'the row was ingested after the replay ran: run flowstage replay again')
 ),
+-- One pass over the fidelity view: both comparisons read this.
+compared AS (
+    SELECT
+        row_id, num_flows,
+        current_disagreement, current_agrees, logged_tier, logged_policy, logged_rule,
+        current_tier, current_policy, current_rule,
+        pending_disagreement, pending_agrees, logged_pending_tier, logged_pending_policy, logged_pending_rule,
+        pending_tier, pending_policy, pending_rule
+    FROM fidelity
+),
 observations AS (
     SELECT
         'current' AS comparison,
@@ -47,7 +57,7 @@ observations AS (
         COALESCE(current_tier || '/', '') || current_policy || CASE WHEN current_rule IS NULL THEN ''
             WHEN current_rule = -1 THEN ' end of tier' ELSE ' rule ' || CAST(current_rule AS VARCHAR) END AS replayed_decider,
         row_id
-    FROM fidelity
+    FROM compared
     UNION ALL
     SELECT
         'pending' AS comparison,
@@ -59,7 +69,7 @@ observations AS (
         COALESCE(pending_tier || '/', '') || pending_policy || CASE WHEN pending_rule IS NULL THEN ''
             WHEN pending_rule = -1 THEN ' end of tier' ELSE ' rule ' || CAST(pending_rule AS VARCHAR) END AS replayed_decider,
         row_id
-    FROM fidelity
+    FROM compared
 ),
 outcomes AS (
     SELECT comparison, outcome, verdict_agrees, count(*) AS rows, sum(flows) AS flows, min(row_id) AS example_row

@@ -64,6 +64,20 @@ objects AS (
     FROM steps AS s
     LEFT JOIN evaluated AS e ON e.policy = s.policy AND e.policy_kind = s.policy_kind
 ),
+-- One pass over the replay: the rows a staged object decides after promotion, and the changed rows a deleted
+-- policy decides today; `attributed` and `hits` both read this.
+involved AS (
+    SELECT
+        reporter, host, source_file, start_time, end_time,
+        source_type, source_namespace, source_name, source_name_aggr, source_ip, source_port,
+        dest_type, dest_namespace, dest_name, dest_name_aggr, dest_ip, dest_port, proto,
+        num_flows, bytes_in, bytes_out, packets_in, packets_out,
+        current_policy, current_policy_kind,
+        proposed_verdict, proposed_staged, proposed_policy, proposed_policy_kind, proposed_rule,
+        would_break, newly_allowed, verdict_changed
+    FROM replay
+    WHERE proposed_staged OR verdict_changed
+),
 attributed AS (
     SELECT DISTINCT
         o.policy AS staged_policy, o.policy_kind AS staged_kind,
@@ -72,20 +86,10 @@ attributed AS (
         r.dest_type, r.dest_namespace, r.dest_name, r.dest_name_aggr, r.dest_ip, r.dest_port, r.proto,
         r.num_flows, r.bytes_in, r.bytes_out, r.packets_in, r.packets_out,
         r.proposed_verdict, r.would_break, r.newly_allowed, r.verdict_changed
-    FROM replay AS r
+    FROM involved AS r
     JOIN objects AS o
-        ON r.proposed_staged AND r.proposed_policy = o.policy AND r.proposed_policy_kind = o.policy_kind
-    UNION
-    SELECT DISTINCT
-        o.policy AS staged_policy, o.policy_kind AS staged_kind,
-        r.reporter, r.host, r.source_file, r.start_time, r.end_time,
-        r.source_type, r.source_namespace, r.source_name, r.source_name_aggr, r.source_ip, r.source_port,
-        r.dest_type, r.dest_namespace, r.dest_name, r.dest_name_aggr, r.dest_ip, r.dest_port, r.proto,
-        r.num_flows, r.bytes_in, r.bytes_out, r.packets_in, r.packets_out,
-        r.proposed_verdict, r.would_break, r.newly_allowed, r.verdict_changed
-    FROM replay AS r
-    JOIN objects AS o
-        ON r.verdict_changed AND r.current_policy = o.policy AND r.current_policy_kind = o.deletes_kind
+        ON (r.proposed_staged AND r.proposed_policy = o.policy AND r.proposed_policy_kind = o.policy_kind)
+        OR (r.verdict_changed AND r.current_policy = o.policy AND r.current_policy_kind = o.deletes_kind)
 ),
 named AS (
     SELECT
@@ -180,7 +184,7 @@ hits AS (
         proposed_policy AS policy, proposed_policy_kind AS policy_kind,
         CASE WHEN reporter LIKE 'dst%' THEN 'ingress' WHEN reporter LIKE 'src%' THEN 'egress' END AS direction,
         proposed_rule AS rule
-    FROM replay
+    FROM involved
     WHERE proposed_staged AND proposed_rule >= 0
 ),
 rule_use AS (

@@ -42,28 +42,34 @@ remedies (reason, remedy) AS (
         ('host_endpoint_unknown', 'supply the HostEndpoint objects (`calicoctl get hostendpoints -o yaml`) with the policies'),
         ('profile_unknown', 'supply the Profile objects the endpoint lists (`calicoctl get profiles -o yaml`)')
 ),
+-- One pass over the replay, each row once per policy set that could not decide it.
+unknowns AS (
+    SELECT
+        s.policy_set,
+        COALESCE(CASE s.policy_set WHEN 'current' THEN r.current_reason ELSE r.proposed_reason END,
+            'no_reason_given') AS reason,
+        r.row_id,
+        r.reporter, r.host, r.source_file, r.start_time, r.end_time,
+        r.source_type, r.source_namespace, r.source_name, r.source_name_aggr, r.source_ip, r.source_port,
+        r.dest_type, r.dest_namespace, r.dest_name, r.dest_name_aggr, r.dest_ip, r.dest_port, r.proto, r.action,
+        r.num_flows, r.bytes_in, r.bytes_out, r.packets_in, r.packets_out
+    FROM replay AS r
+    CROSS JOIN (VALUES ('current'), ('proposed')) AS s (policy_set)
+    WHERE (r.current_verdict = 'unknown' OR r.proposed_verdict = 'unknown')
+      AND CASE s.policy_set WHEN 'current' THEN r.current_verdict ELSE r.proposed_verdict END = 'unknown'
+),
 undecided AS (
     SELECT DISTINCT
-        'current' AS policy_set, current_reason AS reason,
+        policy_set, reason,
         reporter, host, source_file, start_time, end_time,
         source_type, source_namespace, source_name, source_name_aggr, source_ip, source_port,
         dest_type, dest_namespace, dest_name, dest_name_aggr, dest_ip, dest_port, proto, action,
         num_flows, bytes_in, bytes_out, packets_in, packets_out
-    FROM replay
-    WHERE current_verdict = 'unknown'
-    UNION
-    SELECT DISTINCT
-        'proposed' AS policy_set, proposed_reason AS reason,
-        reporter, host, source_file, start_time, end_time,
-        source_type, source_namespace, source_name, source_name_aggr, source_ip, source_port,
-        dest_type, dest_namespace, dest_name, dest_name_aggr, dest_ip, dest_port, proto, action,
-        num_flows, bytes_in, bytes_out, packets_in, packets_out
-    FROM replay
-    WHERE proposed_verdict = 'unknown'
+    FROM unknowns
 ),
 named AS (
     SELECT
-        policy_set, COALESCE(reason, 'no_reason_given') AS reason,
+        policy_set, reason,
         CASE WHEN reporter LIKE 'src%' THEN 'src' WHEN reporter LIKE 'dst%' THEN 'dst' ELSE 'fwd' END AS side,
         source_namespace,
         CASE WHEN source_type = 'wep' OR (source_type IS NULL AND source_namespace IS NOT NULL)
@@ -117,13 +123,7 @@ reasons AS (
 ),
 examples AS (
     SELECT policy_set, reason, min(row_id) AS example_row
-    FROM (
-        SELECT 'current' AS policy_set, COALESCE(current_reason, 'no_reason_given') AS reason, row_id
-        FROM replay WHERE current_verdict = 'unknown'
-        UNION ALL
-        SELECT 'proposed' AS policy_set, COALESCE(proposed_reason, 'no_reason_given') AS reason, row_id
-        FROM replay WHERE proposed_verdict = 'unknown'
-    ) AS u
+    FROM unknowns
     GROUP BY policy_set, reason
 ),
 ranked AS (

@@ -30,18 +30,28 @@
 -- Parameter: $top — keep the first N rows (NULL keeps all).
 -- Show: rank, dest_namespace, dest_workload, dest_port, proto, flows, bytes, top_source, denied_by_policy, denied_by_rule
 WITH
+-- One pass over the replay: `breaking` and `labelled` both read this.
+logged AS (
+    SELECT
+        reporter, host, source_file, start_time, end_time,
+        source_type, source_namespace, source_name, source_name_aggr, source_ip, source_port,
+        dest_type, dest_namespace, dest_name, dest_name_aggr, dest_ip, dest_port, proto, dest_labels,
+        num_flows, bytes_in, bytes_out, packets_in, packets_out,
+        proposed_tier, proposed_policy, proposed_rule, proposed_staged
+    FROM replay
+    WHERE would_break
+),
 breaking AS (
+    -- Labels stay out: maps cannot be compared, so they cannot take part in DISTINCT.
     SELECT DISTINCT
         reporter, host, source_file, start_time, end_time,
         source_type, source_namespace, source_name, source_name_aggr, source_ip, source_port,
         dest_type, dest_namespace, dest_name, dest_name_aggr, dest_ip, dest_port, proto,
         num_flows, bytes_in, bytes_out, packets_in, packets_out,
         proposed_tier, proposed_policy, proposed_rule, proposed_staged
-    FROM replay
-    WHERE would_break
+    FROM logged
 ),
 labelled AS (
-    -- Labels stay out of `breaking`: maps cannot be compared, so they cannot take part in DISTINCT.
     SELECT dest_namespace, dest_workload, dest_port, proto, any_value(dest_labels) AS dest_labels
     FROM (
         SELECT
@@ -50,8 +60,7 @@ labelled AS (
             THEN regexp_replace(COALESCE(dest_name_aggr, dest_name), '(-[bcdfghjklmnpqrstvwxz2456789]{5,10})?-[*]$|-[0-9]+$', '')
             ELSE COALESCE(dest_name_aggr, dest_name, dest_ip) END AS dest_workload,
             dest_port, proto, dest_labels
-        FROM replay
-        WHERE would_break
+        FROM logged
     ) AS r
     GROUP BY dest_namespace, dest_workload, dest_port, proto
 ),

@@ -180,12 +180,25 @@ def _integral(table: pa.Table) -> pa.Table:
     return table
 
 
+# The verdict's figures are totals over these reports: they run once in full and are cut to --top for display,
+# rather than once with $top bound and again in full.
+SUMMARY_REPORTS = frozenset(
+    {"would_break", "would_break_by_source", "lockout_risk", "staged_policies", "safety_net", "newly_allowed",
+     "unknown_verdicts", "fidelity"}
+)
+
+
 def run_section(con: duckdb.DuckDBPyConnection, query: q.Query, top: int | None) -> Section:
-    table = _integral(q.run(con, query, top=top))
-    if "top" in query.parameters and top is not None and table.num_rows >= top:
+    """One report's rows, the first `top` of them shown; its total row count is always known."""
+    if top is None or query.name in SUMMARY_REPORTS or "top" not in query.parameters:
         full = _integral(q.run(con, query, top=None))
-        return Section(query=query, table=table, total_rows=full.num_rows, _full=full)
-    return Section(query=query, table=table, total_rows=table.num_rows, _full=table)
+        shown = full.slice(0, top) if top is not None else full
+        return Section(query=query, table=shown, total_rows=full.num_rows, _full=full)
+    table = _integral(q.run(con, query, top=top))
+    if table.num_rows < top:
+        return Section(query=query, table=table, total_rows=table.num_rows, _full=table)
+    full = _integral(q.run(con, query, top=None))
+    return Section(query=query, table=table, total_rows=full.num_rows, _full=full)
 
 
 def full_table(con: duckdb.DuckDBPyConnection, section: Section) -> pa.Table:
