@@ -96,6 +96,48 @@ def _decompressed(raw: BinaryIO) -> tuple[BinaryIO, str | None]:
     return buffered, None
 
 
+_ZSTD_FRAME = 0xFD2FB528
+_ZSTD_SKIPPABLE = range(0x184D2A50, 0x184D2A60)
+
+
+def _zstd_complete(path: Path) -> bool:
+    """Whether every zstd frame in the file ends inside it (block headers only, nothing is decompressed)."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        while (magic := fh.read(4)) != b"":
+            if len(magic) < 4:
+                return False
+            kind = int.from_bytes(magic, "little")
+            if kind in _ZSTD_SKIPPABLE:
+                length = fh.read(4)
+                if len(length) < 4:
+                    return False
+                fh.seek(int.from_bytes(length, "little"), io.SEEK_CUR)
+            elif kind == _ZSTD_FRAME:
+                descriptor = fh.read(1)
+                if not descriptor:
+                    return False
+                flags = descriptor[0]
+                single_segment = flags >> 5 & 1
+                header = (0 if single_segment else 1) + (0, 1, 2, 4)[flags & 3] + (single_segment, 2, 4, 8)[flags >> 6]
+                fh.seek(header, io.SEEK_CUR)
+                last = False
+                while not last:
+                    block = fh.read(3)
+                    if len(block) < 3:
+                        return False
+                    value = int.from_bytes(block, "little")
+                    last = bool(value & 1)
+                    fh.seek(1 if (value >> 1) & 3 == 1 else value >> 3, io.SEEK_CUR)  # an RLE block is one byte
+                if flags >> 2 & 1:
+                    fh.seek(4, io.SEEK_CUR)  # content checksum
+            else:
+                return True  # not a frame: the decompressor reports what follows the last one
+            if fh.tell() > size:
+                return False
+    return True
+
+
 class Content:
     """The decompressed bytes of one input, read once from the start; the head is kept for detection."""
 
@@ -103,20 +145,30 @@ class Content:
         self.source = source
         self._raw: BinaryIO = sys.stdin.buffer if source.path is None else source.path.open("rb")
         self._stream, self.compression = _decompressed(self._raw)
-        self.head = self._read_fully(HEAD_BYTES)
-        self._pending = self.head
         self.position = 0  # content bytes handed out (or skipped) so far
+        self._damage: DamagedInput | None = None  # raised once the content before it has been handed out
+        self._ended = False
+        self.head = self._read_fully(HEAD_BYTES)
+        if not self.head and self._damage is not None:
+            raise self._damage
+        self._pending = self.head
 
     def _read_fully(self, size: int) -> bytes:
         chunks = []
-        while size > 0:
+        while size > 0 and self._damage is None and not self._ended:
             try:
-                chunk = self._stream.read(size)
+                # read1: a failing read() loses what it decompressed before the damage; read1 hands it out first.
+                chunk = self._stream.read1(size)
             except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
                 if self.compression is None:
                     raise
-                raise DamagedInput(f"damaged {self.compression} data ({exc})") from exc
+                self._damage = DamagedInput(f"damaged {self.compression} data ({exc})")
+                break
             if not chunk:
+                self._ended = True
+                if self.compression == "zstd" and self.source.path is not None and not _zstd_complete(self.source.path):
+                    # The zstd reader ends quietly where a cut stream ends: only its frames tell.
+                    self._damage = DamagedInput("damaged zstd data (the stream ends in the middle of a frame)")
                 break
             chunks.append(chunk)
             size -= len(chunk)
@@ -132,13 +184,12 @@ class Content:
         return len(self.head) >= length and hashlib.sha256(self.head[:length]).hexdigest() == digest
 
     def read(self, size: int) -> bytes:
-        """The next `size` bytes of content (fewer only at the end)."""
-        if self._pending:
-            out, self._pending = self._pending[:size], self._pending[size:]
-            if len(out) < size:
-                out += self._read_fully(size - len(out))
-        else:
-            out = self._read_fully(size)
+        """The next `size` bytes of content (fewer only at the end); DamagedInput once nothing more is readable."""
+        out, self._pending = self._pending[:size], self._pending[size:]
+        if len(out) < size:
+            out += self._read_fully(size - len(out))
+        if not out and self._damage is not None:
+            raise self._damage
         self.position += len(out)
         return out
 
