@@ -22,6 +22,7 @@ from flowstage.ingest.policy_hits import TRACE_COLUMNS, TraceError, decode_polic
 from flowstage.store import Part, StoreWriter
 
 RAW_CAP = 64 * 1024  # quarantined text kept per record
+_TOO_DEEP = "it nests too deeply to read (more than about a thousand levels)"
 
 # Quarantine reason codes.
 INVALID_JSON = "invalid_json"
@@ -148,8 +149,9 @@ class Normaliser:
 
         try:
             create(tolerant=False)
-        except duckdb.InvalidInputException:
-            # Some line is not JSON. TRY turns it into NULL, at about twice the cost: only when needed.
+        except (duckdb.InvalidInputException, UnicodeDecodeError):
+            # Some line is not JSON. TRY turns it into NULL, at about twice the cost: only when needed. (DuckDB's
+            # message quotes the line, cut at a byte count: a cut inside a character fails to decode instead.)
             create(tolerant=True)
 
     def _drop_lines(self, line_numbers: list[int]) -> None:
@@ -177,6 +179,8 @@ class Normaliser:
             record = record.split("\t", 2)[-1]
         try:
             json.loads(record)
+        except RecursionError:
+            return line_no, INVALID_JSON, f"not valid JSON: {_TOO_DEEP}", body
         except ValueError as exc:
             if at_file_start and line_no == 1 and not record.lstrip().startswith(("{", "[")):
                 return line_no, TRUNCATED_FIRST_LINE, "the file starts in the middle of a record", body
@@ -214,6 +218,8 @@ class Normaliser:
                     self._labels[key] = (entries, None)
                 except LabelsError as exc:
                     self._labels[key] = (None, str(exc))
+                except RecursionError:
+                    self._labels[key] = (None, _TOO_DEEP)
         for key in trace_keys:
             if key not in self._traces:
                 try:
@@ -221,6 +227,8 @@ class Normaliser:
                     self._traces[key] = ({c: None if h is None else json.dumps(h) for c, h in traces.items()}, None)
                 except (TraceError, ValueError, TypeError) as exc:
                     self._traces[key] = (dict.fromkeys(TRACE_COLUMNS), str(exc))
+                except RecursionError:
+                    self._traces[key] = (dict.fromkeys(TRACE_COLUMNS), _TOO_DEEP)
 
     def _lookups(self, family: Family) -> bool:
         """Make `fs_labels` and `fs_traces` for this batch's distinct values; say whether any is undecodable."""
