@@ -260,20 +260,24 @@ def _read_ahead(items: Iterator[T]) -> Iterator[T]:
     slot: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
+    def offer(entry: tuple[str, Any]) -> bool:
+        # Every hand-over gives up once the consumer has stopped: a blocking put would wait for ever.
+        while not stop.is_set():
+            try:
+                slot.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        slot.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer(("item", item)):
                     return
-            slot.put(("end", None))
+            offer(("end", None))
         except BaseException as exc:  # handed to the consumer, which raises it where the read was asked for
-            slot.put(("error", exc))
+            offer(("error", exc))
 
     thread = threading.Thread(target=produce, name="flowstage-read-ahead", daemon=True)
     thread.start()
