@@ -302,7 +302,7 @@ class StoreWriter:
         self.staging.mkdir(parents=True, exist_ok=True)
         staged = self.staging / f"part-{uuid.uuid4()}.parquet"
         [(_, rows, _, _, stats, *_)] = con.execute(
-            f"COPY ({select_sql}) TO '{staged}' (FORMAT parquet, RETURN_STATS)"
+            f"COPY ({select_sql}) TO $path (FORMAT parquet, RETURN_STATS)", {"path": str(staged)}
         ).fetchall()
         if rows == 0:
             staged.unlink()
@@ -315,9 +315,10 @@ class StoreWriter:
         # A batch across midnight (or without start times) is split by day from the staged file.
         out = self.staging / uuid.uuid4().hex
         written = con.execute(
-            f"COPY (SELECT *, coalesce(strftime(coalesce(start_time, end_time), '%Y-%m-%d'), 'unknown') AS date "
-            f"FROM read_parquet('{staged}')) TO '{out}' "
-            "(FORMAT parquet, PARTITION_BY (date), FILENAME_PATTERN 'part-{uuid}', RETURN_STATS)"
+            "COPY (SELECT *, coalesce(strftime(coalesce(start_time, end_time), '%Y-%m-%d'), 'unknown') AS date "
+            "FROM read_parquet($staged)) TO $out "
+            "(FORMAT parquet, PARTITION_BY (date), FILENAME_PATTERN 'part-{uuid}', RETURN_STATS)",
+            {"staged": str(staged), "out": str(out)},
         ).fetchall()
         staged.unlink()
         return self._place(out, FLOWS, [(Path(name), count) for name, count, *_ in written])
@@ -328,7 +329,7 @@ class StoreWriter:
         out.mkdir(parents=True)
         target = out / f"part-{uuid.uuid4().hex}.parquet"
         written = con.execute(
-            f"COPY ({select_sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd, RETURN_STATS)"
+            f"COPY ({select_sql}) TO $path (FORMAT parquet, COMPRESSION zstd, RETURN_STATS)", {"path": str(target)}
         ).fetchall()
         return self._place(out, QUARANTINE, [(Path(name), rows) for name, rows, *_ in written])
 
