@@ -98,7 +98,7 @@ class Store:
             if not root.exists():
                 raise StoreError(f"no store at {root}: run `flowstage ingest LOGS --store {root}` to create one")
             raise StoreError(f"{root} is not a flowstage store (no {MANIFEST}); point --store at a store folder")
-        if root.exists() and any(p.name not in (LOCK, STAGING) for p in root.iterdir()):
+        if root.exists() and not all(_store_own(p.name) for p in root.iterdir()):
             raise StoreError(f"{root} exists and is not a flowstage store; choose an empty or new folder")
         root.mkdir(parents=True, exist_ok=True)
         store = cls(root)
@@ -277,6 +277,8 @@ class StoreWriter:
     def clean_orphans(self) -> None:
         """Remove what a crashed writer left: staging folders and parts renamed in but never committed."""
         shutil.rmtree(self.root / STAGING, ignore_errors=True)
+        for tmp in self.root.glob(f".{MANIFEST}.*.tmp"):
+            tmp.unlink(missing_ok=True)
         if not (self.root / MANIFEST).exists():
             return
         keep = set()
@@ -412,6 +414,12 @@ class StoreWriter:
             os.fsync(fh.fileno())
         os.replace(tmp, self.root / MANIFEST)
         _fsync_dir(self.root)
+
+
+def _store_own(name: str) -> bool:
+    """Whether a name in a store folder is the store's own: an empty store being created holds only these (the
+    manifest too, when another process creates the same store at the same moment)."""
+    return name in (LOCK, STAGING, MANIFEST) or (name.startswith(f".{MANIFEST}.") and name.endswith(".tmp"))
 
 
 def _connection() -> duckdb.DuckDBPyConnection:
