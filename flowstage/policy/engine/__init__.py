@@ -115,13 +115,21 @@ class Engine:
 
     def decide(self, traffic: Traffic, direction: Direction, explain: bool = False) -> Verdict:
         """The verdict of one direction: INGRESS judges `traffic.destination`, EGRESS `traffic.source`."""
-        src, dst = self._facts(traffic)
+        source, destination = traffic.source, traffic.destination
+        if self.cache:
+            src, dst = self.resolver.resolve(source), self.resolver.resolve(destination)
+        else:
+            fresh = EndpointResolver(self.policy_set.inventory)
+            src, dst = fresh.resolve(source), fresh.resolve(destination)
         subject = dst if direction is Direction.INGRESS else src
-        if subject.type not in _POLICY_ENDPOINTS:
+        if subject.type is not EndpointType.WEP and subject.type is not EndpointType.HEP:
             return self._not_a_policy_endpoint(subject, direction, explain)
+        family = traffic.ip_version
+        if family is None:
+            family = _family(traffic.protocol, src, dst)
         ctx = FlowContext(
-            traffic.protocol, _family(traffic, src, dst), src, dst, traffic.source.port, traffic.destination.port,
-            traffic.icmp_type, traffic.icmp_code, self.resolver,
+            traffic.protocol, family, src, dst, source.port, destination.port, traffic.icmp_type, traffic.icmp_code,
+            self.resolver,
         )
         if explain:
             return self._explore(self.compiler.program(subject, direction), ctx, explain=True)
@@ -167,12 +175,6 @@ class Engine:
         return verdicts[0] if len(verdicts) == 1 else _combine(verdicts, explain)
 
     # -- internals ---------------------------------------------------------------------------------------
-
-    def _facts(self, traffic: Traffic) -> tuple[EndpointFacts, EndpointFacts]:
-        if self.cache:
-            return self.resolver.resolve(traffic.source), self.resolver.resolve(traffic.destination)
-        fresh = EndpointResolver(self.policy_set.inventory)
-        return fresh.resolve(traffic.source), fresh.resolve(traffic.destination)
 
     def _program(self, subject: EndpointFacts, direction: Direction) -> Program:
         if not self.cache:
@@ -245,15 +247,14 @@ class Engine:
         return Verdict(Outcome.UNKNOWN, direction, reason=Reason.NOT_A_POLICY_ENDPOINT, trace=trace if explain else ())
 
 
-def _family(traffic: Traffic, src: EndpointFacts, dst: EndpointFacts) -> int | None:
-    if traffic.ip_version is not None:
-        return traffic.ip_version
+def _family(protocol: int | None, src: EndpointFacts, dst: EndpointFacts) -> int | None:
+    """The IP family when the addresses or the protocol tell it (the row gave none)."""
     families = src.addresses.families & dst.addresses.families
     if len(families) == 1:
         return next(iter(families))
-    if traffic.protocol == 1:
+    if protocol == 1:
         return 4
-    if traffic.protocol == 58:
+    if protocol == 58:
         return 6
     return None
 
