@@ -562,6 +562,8 @@ class Explorer:
                 ri = 0
                 entered = False
             if applied and tier_step.default_action is not Action.PASS:
+                if tier_step.certain:  # every policy applied: the precomputed end of tier
+                    return self._leaf(tier_step.end_of_tier)
                 trigger = next((p for p in applied if p.staged), applied[0])
                 return self._leaf(Decision(Outcome.DENY, Where(tier, trigger.name, trigger.kind, -1, trigger.staged)))
             ti += 1
