@@ -264,6 +264,22 @@ def test_connections_count_a_double_reported_connection_once(lesson_store):
     assert len(conns) == 4
 
 
+def test_worker_processes_reach_the_same_verdicts_as_one_process(lesson_store, tmp_path):
+    store, policies = lesson_store
+    net = write_policies(tmp_path / "safety-net.yaml", SAFETY_NET)
+    inputs = load_inputs([policies, net])
+    columns = "* EXCLUDE (replay_key)"
+    alone = replay(store, inputs, workers=1)
+    one = query(store, f"SELECT {columns} FROM verdicts ORDER BY ALL")
+    shared = replay(store, inputs, workers=2, batch_keys=2)
+    two = query(store, f"SELECT {columns} FROM verdicts ORDER BY ALL")
+
+    assert (alone.workers, shared.workers) == (1, 2)
+    assert one == two
+    assert shared.decisions == alone.decisions
+    assert (shared.rows, shared.keys, shared.kept_open_by_nets_rows) == (alone.rows, alone.keys, alone.kept_open_by_nets_rows)
+
+
 def test_replay_info_records_the_inputs_and_what_promotion_does(lesson_store):
     store, policies = lesson_store
     summary = replay(store, load_inputs([policies]))

@@ -6,15 +6,15 @@ Parses options, calls flowstage.replay.explain, renders the row and each set's t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from flowstage import console
-from flowstage.policy.engine import trace_table, verdict_summary
-from flowstage.replay import Explanation, PolicyProblemsError, explain, load_inputs
-from flowstage.store import Store
+
+if TYPE_CHECKING:
+    from flowstage.replay import Explanation
 
 HELP = """Print how one stored flow was judged: the row as logged, then for the current set, the proposed set
 (and the pending set when the row logs a pending trace) every tier entered, every applicable policy, every rule
@@ -45,6 +45,10 @@ def explain_command(
     namespaces: Annotated[Path | None, typer.Option(help="`kubectl get namespaces -o yaml` output.")] = None,
     pods: Annotated[Path | None, typer.Option(help="`kubectl get pods -A -o yaml` output.")] = None,
 ) -> None:
+    # Imported here so other commands start without loading the engine.
+    from flowstage.replay import PolicyProblemsError, explain, load_inputs
+    from flowstage.store import Store
+
     opened = Store.open(store)
     inputs = None
     if policies:
@@ -101,6 +105,8 @@ def _show(value: Any) -> str:
 
 
 def render(result: Explanation) -> None:
+    from flowstage.policy.engine import trace_table, verdict_summary
+
     out = console.out
     table = Table(title=f"row {console.escape(result.row_id)}", show_header=False)
     table.add_column("field", style="dim")

@@ -12,8 +12,6 @@ from typing import Annotated
 import typer
 
 from flowstage import console
-from flowstage.replay import PolicyProblemsError, load_inputs, replay
-from flowstage.store import Store
 
 HELP = """Replay every flow in the store against your policies: what is enforced now (current), what would be
 enforced after promoting every staged policy (proposed), and Calico's own pending evaluation where the logs
@@ -57,8 +55,16 @@ def replay_command(
     pods: Annotated[
         Path | None, typer.Option(help="`kubectl get pods -A -o yaml` output: named ports, service accounts, pod IPs.")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Processes judging keys (default: one per core once the store has enough keys)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
+    # Imported here so other commands start without loading the engine.
+    from flowstage.replay import PolicyProblemsError, load_inputs, replay
+    from flowstage.store import Store
+
     opened = Store.open(store)
     inputs = load_inputs(policies, namespaces=namespaces, pods=pods)
     for problem in inputs.warnings:
@@ -71,7 +77,7 @@ def replay_command(
             if bar is not None:
                 bar.update(bar.tasks[0].id, completed=done, total=total)
 
-        summary = replay(opened, inputs, on_progress=advance)
+        summary = replay(opened, inputs, workers=workers, on_progress=advance)
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), indent=2))
     else:

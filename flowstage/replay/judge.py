@@ -7,7 +7,7 @@ reaches the same decision.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 
 from flowstage.policy.engine import REPORTERS, Engine
 from flowstage.policy.model import Direction, Policy, PolicySet
@@ -37,7 +37,6 @@ def _members(policy_set: PolicySet) -> set[Policy]:
     return set(policy_set.all_policies())
 
 
-@dataclass
 class Delta:
     """The policies one set has and another lacks (either way round).
 
@@ -46,15 +45,24 @@ class Delta:
     endpoint, both sets run the same program and reach the same decision.
     """
 
-    changed: tuple[Policy, ...]
-    # Per direction: the endpoint's identity (everything but its port) -> whether the delta may apply to it.
-    _memo: dict[Direction, dict[tuple[object, ...], bool]] = field(default_factory=lambda: {d: {} for d in Direction})
+    def __init__(self, changed: Iterable[Policy]) -> None:
+        self.changed = tuple(changed)
+        # Per direction: global policies, and namespaced ones by namespace (they apply only there, §2.4).
+        self._global: dict[Direction, list[Policy]] = {d: [] for d in Direction}
+        self._namespaced: dict[Direction, dict[str, list[Policy]]] = {d: {} for d in Direction}
+        for policy in self.changed:
+            for direction in policy.types:
+                if policy.namespace is None:
+                    self._global[direction].append(policy)
+                else:
+                    self._namespaced[direction].setdefault(policy.namespace, []).append(policy)
+        # Per direction: the endpoint's identity (everything but its port) -> whether the delta may apply to it.
+        self._memo: dict[Direction, dict[tuple[object, ...], bool]] = {d: {} for d in Direction}
 
     @classmethod
     def between(cls, base: PolicySet, other: PolicySet) -> Delta:
         theirs, ours = _members(other), _members(base)
-        changed = [p for p in other.all_policies() if p not in ours] + [p for p in base.all_policies() if p not in theirs]
-        return cls(tuple(changed))
+        return cls([p for p in other.all_policies() if p not in ours] + [p for p in base.all_policies() if p not in theirs])
 
     def may_differ(self, engine: Engine, subject: Endpoint, direction: Direction) -> bool:
         """Whether a policy of the delta may apply to `subject` in `direction` (as `engine` resolves it)."""
@@ -62,11 +70,12 @@ class Delta:
         identity = (subject.type, subject.namespace, subject.name, subject.name_aggr, subject.labels, subject.ip)
         found = memo.get(identity)
         if found is None:
-            facts = engine.resolver.resolve(subject)
-            found = memo[identity] = any(
-                direction in p.types and p.applies_to.evaluate(facts.labels, facts.unknown) is not False
-                for p in self.changed
-            )
+            candidates = self._global[direction] + self._namespaced[direction].get(subject.namespace or "", [])
+            found = False
+            if candidates:
+                facts = engine.resolver.resolve(subject)
+                found = any(p.applies_to.evaluate(facts.labels, facts.unknown) is not False for p in candidates)
+            memo[identity] = found
         return found
 
 

@@ -29,12 +29,11 @@ from flowstage.policy.loader import PolicyBundle, load_policies
 from flowstage.policy.model import Direction, PolicySet
 from flowstage.policy.sets import PolicySets, build_sets
 from flowstage.policy.validate import Problem
-from flowstage.replay import nets
-from flowstage.replay.judge import Judge, VerdictRow
+from flowstage.replay import nets, parallel
+from flowstage.replay.judge import VerdictRow
 from flowstage.replay.keys import (
     ENDPOINT_ID_COLUMNS,
     REPLAY_KEY_COLUMN,
-    TrafficBuilder,
     key_columns,
     key_extraction_sql,
     rules_match_source_ports,
@@ -169,6 +168,7 @@ class ReplaySummary:
     policies: dict[str, int] = field(default_factory=dict)
     safety_nets: list[str] = field(default_factory=list)
     decisions: int = 0  # engine calls: at most one per key and set, fewer where sets provably agree
+    workers: int = 1  # processes that judged the keys
     timings: dict[str, float] = field(default_factory=dict)  # seconds: extract (SQL), judge (engine), publish
 
     @property
@@ -216,40 +216,47 @@ def replay(
     inputs: PolicyInputs,
     *,
     batch_keys: int = 8192,
+    workers: int | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> ReplaySummary:
     """Judge every distinct replay key of the store under the current, proposed and pending sets and publish.
 
     Publishing is one manifest swap: until it happens the previous replay's views stay visible, and a run that
-    is interrupted leaves nothing visible. `on_progress(done_keys, total_keys)` is called after each batch.
+    is interrupted leaves nothing visible. `workers`: judging processes (default: one per core once there are
+    enough keys; 1 judges in this process). `on_progress(done_keys, total_keys)` is called after each batch.
     """
     if inputs.errors:
         raise PolicyProblemsError(inputs.errors)
+    if workers is not None and workers < 1:
+        raise FlowstageError(f"--workers must be at least 1, got {workers}")
     started = time.perf_counter()
     started_at = datetime.now(UTC)
     sets = inputs.sets
     with_source_port = rules_match_source_ports([sets.current, sets.proposed, sets.pending])
     columns = key_columns(with_source_port)
-    judge = Judge(sets)
-    builder = TrafficBuilder(with_source_port)
     summary = ReplaySummary(run_id=uuid.uuid4().hex, source_port_in_key=with_source_port)
     summary.policies = {s.name.value: sum(1 for _ in s.all_policies()) for s in (sets.current, sets.proposed, sets.pending)}
-    summary.safety_nets = sorted(name for _, name in judge.current_nets | judge.proposed_nets)
+    summary.safety_nets = sorted(name for _, name in nets.net_ids(sets.current) | nets.net_ids(sets.proposed))
 
     staging = _staging_dir(store.root)
+    judging: parallel.Judging | None = None
     try:
-        con = store.connect()
+        con = store.connect(read_only=False)  # the replay's own connection: it runs no user SQL
         try:
+            # DuckDB draws its progress bar on standard output, which carries the summary (and `--json`).
+            con.execute("SET enable_progress_bar = false")
             con.execute(f"CREATE TEMP TABLE replay_keys AS {key_extraction_sql(columns)}")
             summary.timings["extract"] = time.perf_counter() - started
             ((total,),) = con.execute("SELECT count(*) FROM replay_keys").fetchall()
+            judging = parallel.start(sets, with_source_port, total, workers)
+            summary.workers = judging.count
             reader = con.sql("SELECT * FROM replay_keys").to_arrow_reader(batch_keys)
             verdicts_path = staging / "verdicts.parquet"
             writer: pq.ParquetWriter | None = None
             done = 0
             try:
                 for batch in reader:
-                    table = _judge_batch(batch, judge, builder, summary)
+                    table = _verdict_table(batch, judging.verdicts(batch), summary)
                     if writer is None:
                         writer = pq.ParquetWriter(verdicts_path, table.schema, compression="zstd")
                     writer.write_table(table)
@@ -259,23 +266,25 @@ def replay(
                 if writer is None:
                     schema = con.sql("SELECT * FROM replay_keys LIMIT 0").to_arrow_table().schema
                     empty = pa.record_batch([pa.array([], type=f.type) for f in schema], schema=schema)
-                    table = _judge_batch(empty, judge, builder, summary)
+                    table = _verdict_table(empty, [], summary)
                     writer = pq.ParquetWriter(verdicts_path, table.schema, compression="zstd")
                     writer.write_table(table)
             finally:
                 if writer is not None:
                     writer.close()
+            summary.decisions = judging.close()
         finally:
             con.close()
         summary.seconds = time.perf_counter() - started
         summary.timings["judge"] = summary.seconds - summary.timings["extract"]
-        summary.decisions = judge.decisions
         pq.write_table(_policies_table(inputs), staging / "policies.parquet")
         pq.write_table(_rules_table(inputs), staging / "rules.parquet")
         pq.write_table(_run_table(inputs, summary, columns, started_at), staging / "run.parquet")
         files = {tag: staging / f"{tag}.parquet" for tag in ("verdicts", "policies", "rules", "run")}
         store.publish(DATASET, list(files.values()), all_views(published_file(DATASET), columns))
     finally:
+        if judging is not None:
+            judging.terminate()
         shutil.rmtree(staging, ignore_errors=True)
     summary.seconds = time.perf_counter() - started
     summary.timings["publish"] = summary.seconds - summary.timings["extract"] - summary.timings["judge"]
@@ -301,22 +310,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _judge_batch(batch: pa.RecordBatch, judge: Judge, builder: TrafficBuilder, summary: ReplaySummary) -> pa.Table:
-    traffics = builder.traffics(batch)
-    reporters = batch.column("reporter").to_pylist()
-    with_pending = [n > 0 for n in batch.column("rows_pending").to_pylist()]
+def _verdict_table(batch: pa.RecordBatch, verdicts: parallel.Verdicts, summary: ReplaySummary) -> pa.Table:
+    """The key batch (without hashes) plus each set's verdict columns; counts the batch into the summary."""
     aggregates = [batch.column(name).to_pylist() for name in _AGGREGATES]
-    out: list[list[VerdictRow]] = [[] for _ in SET_NAMES]
-    for i, traffic in enumerate(traffics):
-        verdicts = judge.judge(traffic, reporters[i], with_pending[i])
-        for j, v in enumerate(verdicts):
-            out[j].append(v)
-        _count(summary, verdicts, *(column[i] for column in aggregates))
+    for i, judged in enumerate(verdicts):
+        _count(summary, judged, *(column[i] for column in aggregates))
     # Hashes are local to the engine that computed them: the file keeps the key columns, readers rehash them.
     kept = [name for name in batch.schema.names if name not in (*ENDPOINT_ID_COLUMNS, REPLAY_KEY_COLUMN)]
     arrays = [batch.column(name) for name in kept]
     names = list(kept)
-    for s, rows in zip(SET_NAMES, out, strict=True):
+    for j, s in enumerate(SET_NAMES):
+        rows = [judged[j] for judged in verdicts]
         fields = zip(*rows, strict=True) if rows else [()] * len(VERDICT_FIELDS)
         for f, values in zip(VERDICT_FIELDS, fields, strict=True):
             arrays.append(pa.array(values, type=VERDICT_TYPES[f]))
