@@ -18,8 +18,10 @@
 --                        promoted: stagedAction Learn or Ignore; a Delete whose target is not among the inputs)
 --   promotion_action     the same in one word: adds, replaces, deletes, not promoted, delete of a missing object
 --   promoted             whether promotion enforces or deletes anything for it
+--   deny_rows            log records it would deny (each reporter's record is one; a split record's copies one)
 --   deny_flows           flows it would deny, summed over logging windows (`num_flows`)
 --   deny_bytes           bytes of those flows, both directions
+--   allow_rows           log records it would allow
 --   allow_flows          flows it would allow
 --   allow_bytes          bytes of those flows
 --   would_break_flows    of the denied flows, those allowed today
@@ -145,6 +147,14 @@ effects AS (
     FROM pairs
     GROUP BY staged_policy, staged_kind
 ),
+records AS (
+    SELECT
+        staged_policy, staged_kind,
+        sum(CASE WHEN proposed_verdict = 'deny' THEN 1 ELSE 0 END) AS deny_rows,
+        sum(CASE WHEN proposed_verdict = 'allow' THEN 1 ELSE 0 END) AS allow_rows
+    FROM attributed
+    GROUP BY staged_policy, staged_kind
+),
 endpoints AS (
     SELECT type, namespace, workload, any_value(labels) AS labels
     FROM (
@@ -206,8 +216,10 @@ ranked AS (
                 COALESCE(f.deny_flows, 0) DESC, o.policy, o.kind
         ) AS rank,
         o.policy, o.kind, o.tier, o.promotion, o.promotion_action, o.promoted,
+        COALESCE(c.deny_rows, 0) AS deny_rows,
         COALESCE(f.deny_flows, 0) AS deny_flows,
         COALESCE(f.deny_bytes, 0) AS deny_bytes,
+        COALESCE(c.allow_rows, 0) AS allow_rows,
         COALESCE(f.allow_flows, 0) AS allow_flows,
         COALESCE(f.allow_bytes, 0) AS allow_bytes,
         COALESCE(f.would_break_flows, 0) AS would_break_flows,
@@ -220,6 +232,7 @@ ranked AS (
         CASE WHEN o.promoted AND o.deletes_kind IS NULL THEN u.dead_rule_list END AS dead_rule_list
     FROM objects AS o
     LEFT JOIN effects AS f ON f.staged_policy = o.policy AND f.staged_kind = o.policy_kind
+    LEFT JOIN records AS c ON c.staged_policy = o.policy AND c.staged_kind = o.policy_kind
     LEFT JOIN selected AS s ON s.policy = o.policy AND s.policy_kind = o.policy_kind
     LEFT JOIN rule_use AS u ON u.policy = o.policy AND u.policy_kind = o.policy_kind
 )

@@ -21,7 +21,7 @@ from sqlglot.errors import ErrorLevel
 
 from flowstage.policy.traffic import Reason
 from flowstage.report import build_report, open_replay
-from flowstage.report.queries import QUERIES_DIR, discover
+from flowstage.report.queries import QUERIES_DIR, discover, resolve_named
 
 FRONTEND = pod("prod", "frontend", env="prod")
 BACKEND = pod("prod", "backend", "5c8bd9d4f", env="prod")
@@ -169,11 +169,13 @@ def test_lockout_risk_says_why_and_separates_certain_from_possible(report):
 
 
 def test_staged_policies_report_what_each_object_would_do(report):
-    assert rows(report, "staged_policies", "rank", "policy", "promotion_action", "deny_flows", "allow_flows",
-                "would_break_flows", "newly_allowed_flows", "changed_flows", "changes_anything") == [
-        (1, "dns-lockdown-staged", "adds", 20, 0, 20, 0, 28, True),
-        (2, "backend-lockdown-staged", "adds", 20, 0, 20, 0, 20, True),
-        (3, "database-allow-from-backend", "deletes", 0, 3, 0, 2, 3, True),
+    # backend-lockdown denies 3 records (lines 2, 4 and 6; line 15 is a copy of line 2) holding 20 flows (16 + 4)
+    assert rows(report, "staged_policies", "rank", "policy", "promotion_action", "deny_rows", "deny_flows",
+                "allow_rows", "allow_flows", "would_break_flows", "newly_allowed_flows", "changed_flows",
+                "changes_anything") == [
+        (1, "dns-lockdown-staged", "adds", 1, 20, 0, 0, 20, 0, 28, True),
+        (2, "backend-lockdown-staged", "adds", 3, 20, 0, 0, 20, 0, 20, True),
+        (3, "database-allow-from-backend", "deletes", 0, 0, 2, 3, 0, 2, 3, True),
     ]
 
 
@@ -290,3 +292,17 @@ def test_unknown_verdicts_give_the_remedy_the_engine_documents_for_every_reason(
     con = duckdb.connect()
     listed = dict(con.sql(f"SELECT * FROM ({remedies.this.sql(dialect='duckdb')})").fetchall())
     assert listed == {reason.value: reason.remedy for reason in Reason}
+
+
+def test_a_query_named_on_the_command_line_resolves_to_its_file_with_bound_parameters(cluster):
+    query = resolve_named("would_break")
+    assert query is not None and query.path == QUERIES_DIR / "would_break.sql"
+    assert resolve_named("would_break.sql") == query
+    assert resolve_named("SELECT * FROM replay") is None
+    assert resolve_named("no_such_report") is None
+    con = open_replay(cluster)
+    try:
+        rows = con.sql(query.sql, params=query.bind(top=2)).fetchall()
+    finally:
+        con.close()
+    assert len(rows) == 2

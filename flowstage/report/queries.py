@@ -159,6 +159,21 @@ def find(name: str, directory: Path = QUERIES_DIR) -> Query:
     return parse_query(path)
 
 
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.sql)?$")
+
+
+def resolve_named(text: str, directory: Path = QUERIES_DIR) -> Query | None:
+    """The query file `text` names (`would_break` or `would_break.sql`), or None when `text` is SQL, not a name.
+
+    For `flowstage sql NAME`: run `query.sql` with `params=query.bind(top=…)`, never with values pasted in.
+    """
+    name = text.strip()
+    if not _NAME.match(name):
+        return None
+    path = directory / f"{name.removesuffix('.sql')}.sql"
+    return parse_query(path) if path.is_file() else None
+
+
 def run(con: duckdb.DuckDBPyConnection, query: Query, **parameters: Any) -> pa.Table:
     """Run one query with bound parameters and return its rows as an Arrow table."""
     try:
