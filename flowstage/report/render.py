@@ -243,6 +243,11 @@ def md_escape(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 
+def md_trusted(text: str) -> str:
+    """flowstage's own words (questions, column docs): Markdown kept, HTML neutralised."""
+    return html.escape(" ".join(text.split()), quote=False)
+
+
 def markdown(report: Report) -> str:
     parts = ["# flowstage report", "", md_escape(report.summary.verdict()), ""]
     for section in report.sections.values():
@@ -252,9 +257,9 @@ def markdown(report: Report) -> str:
 
 def markdown_section(section: Section) -> list[str]:
     query = section.query
-    lines = [f"## {md_escape(title(section))}", ""]
+    lines = [f"## {md_trusted(title(section))}", ""]
     if query.description:
-        lines += [md_escape(query.description), ""]
+        lines += [md_trusted(query.description), ""]
     if section.table.num_rows == 0:
         return [*lines, "None.", ""]
     headers, cells = display_table(section.shown)
@@ -267,7 +272,7 @@ def markdown_section(section: Section) -> list[str]:
         lines += ["", f"_{md_escape(caption)}_"]
     if query.column_docs:
         lines += ["", "<details><summary>Columns</summary>", ""]
-        lines += [f"- `{name}`: {md_escape(doc)}" for name, doc in query.column_docs.items()]
+        lines += [f"- `{name}`: {md_trusted(doc)}" for name, doc in query.column_docs.items()]
         lines += ["", "</details>"]
     return [*lines, ""]
 
