@@ -211,6 +211,16 @@ spec:
     assert summary.unknown_rows == 3
 
 
+def test_an_empty_store_replays_to_empty_views(tmp_path):
+    store = make_store(tmp_path / "store", [])
+    summary = replay(store, load_inputs([write_policies(tmp_path / "p.yaml", LESSON_POLICIES)]))
+
+    assert (summary.rows, summary.keys, summary.fidelity) == (0, 0, None)
+    for view in ("verdicts", "replay", "connections", "fidelity"):
+        assert query(store, f"SELECT count(*) AS n FROM {view}") == [{"n": 0}]
+    assert query(store, "SELECT keys FROM replay_info") == [{"keys": 0}]
+
+
 def test_source_ports_join_the_key_only_when_a_rule_matches_on_them(tmp_path):
     rows = [
         flow(FRONTEND, BACKEND, reporter="dst", line=1, source_port=40001),
