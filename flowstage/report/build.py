@@ -13,7 +13,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flowstage.errors import FlowstageError
+from flowstage.errors import FlowstageError, UsageError
 from flowstage.report import queries as q
 from flowstage.store import Store
 
@@ -72,7 +72,7 @@ class Summary:
     unknown_flows: int | None  # flows whose verdict after promotion is unknown
     newly_allowed_flows: int | None
     safety_net_flows: int | None  # flows only a safety net would keep open after promotion
-    safety_nets: tuple[str, ...]
+    safety_nets: tuple[str, ...]  # the nets that keep those flows open
     fidelity: float | None  # share of logged verdicts the current set reproduces
     replayed_rows: int | None
     stale_rows: int  # rows ingested after the replay ran (not judged)
@@ -215,8 +215,16 @@ def _sum(table: pa.Table, column: str, where: pa.Array | None = None) -> int:
     return int(value or 0)
 
 
-def _count(table: pa.Table, where: pa.Array) -> int:
+def _count(where: pa.Array) -> int:
     return int(pc.sum(pc.cast(pc.fill_null(where, False), pa.int64())).as_py() or 0)
+
+
+def _nets_in_use(nets: pa.Table | None) -> tuple[str, ...]:
+    """The safety nets that keep some flow open after promotion (not every net the policies hold)."""
+    if nets is None or nets.num_rows == 0:
+        return ()
+    held = pc.filter(nets.column("kept_open_by"), pc.greater(nets.column("flows_after_promotion"), 0))
+    return tuple(sorted({n for n in held.to_pylist() if n is not None}))
 
 
 def replay_info(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
@@ -255,19 +263,19 @@ def summarize(con: duckdb.DuckDBPyConnection, sections: dict[str, Section], info
     stale = max(0, flows_count - replayed_rows) if replayed_rows is not None else 0
 
     return Summary(
-        staged_policies=_count(staged, staged.column("promoted")) if staged is not None else None,
+        staged_policies=_count(staged.column("promoted")) if staged is not None else None,
         would_break_flows=_sum(would_break, "flows") if would_break is not None else None,
         would_break_bytes=_sum(would_break, "bytes") if would_break is not None else None,
         would_break_services=would_break.num_rows if would_break is not None else None,
         would_break_clients=by_source.num_rows if by_source is not None else None,
         lockout_risks=lockout.num_rows if lockout is not None else None,
-        lockout_certain=_count(lockout, pc.equal(lockout.column("certainty"), "deny")) if lockout is not None else None,
+        lockout_certain=_count(pc.equal(lockout.column("certainty"), "deny")) if lockout is not None else None,
         unknown_flows=(
             _sum(unknown, "flows", pc.equal(unknown.column("policy_set"), "proposed")) if unknown is not None else None
         ),
         newly_allowed_flows=_sum(newly, "flows") if newly is not None else None,
         safety_net_flows=_sum(nets, "flows_after_promotion") if nets is not None else None,
-        safety_nets=tuple(info.get("safety_nets") or ()),
+        safety_nets=_nets_in_use(nets),
         fidelity=fidelity_share,
         replayed_rows=replayed_rows if replayed_rows is not None else flows_count,
         stale_rows=stale,
@@ -280,9 +288,9 @@ def build_report(
     con: duckdb.DuckDBPyConnection, names: list[str] | None = None, top: int | None = None,
     directory: Path = q.QUERIES_DIR,
 ) -> Report:
-    """Run the named reports (all of `queries/` by default) with `top` bound, and summarize the replay."""
+    """Run the named reports (all of `queries/` by default), keep the first `top` rows of each, summarize."""
     if top is not None and top < 1:
-        raise q.UsageError(f"--top must be at least 1, got {top}")
+        raise UsageError(f"--top must be at least 1, got {top}")
     available = q.discover(directory)
     chosen = list(available) if not names else [q.find(n, directory).name for n in names]
     sections = {name: run_section(con, available[name], top) for name in chosen}
