@@ -49,6 +49,7 @@ class Family:
     numbers: dict[str, str]  # field as the user sees it → SQL text value that must read as an integer
     times: dict[str, str] = field(default_factory=dict)  # field → SQL text value that must read as a time
     ports: tuple[str, ...] = ()  # fields of `numbers` that must be a port, 0 to 65535
+    texts: dict[str, str] = field(default_factory=dict)  # field → SQL text value that must not be an object or list
     identity: tuple[str, ...] = ()  # SQL values of which at least one is set in any flow record
     source_labels: str = "NULL"  # SQL giving the labels JSON text
     dest_labels: str = "NULL"
@@ -59,12 +60,16 @@ class Family:
         return json.dumps(self.spec, separators=(",", ":"))
 
     def wrong_type_sql(self) -> str:
-        """SQL naming the first field whose value has the wrong type (NULL when all are fine)."""
-        checks = [f"WHEN {sql} IS NOT NULL AND TRY_CAST({sql} AS BIGINT) IS NULL THEN '{name}'"
+        """SQL naming the first field whose value has the wrong type, and what it should be: `field:expected`."""
+        checks = [f"WHEN {sql} IS NOT NULL AND TRY_CAST({sql} AS BIGINT) IS NULL THEN '{name}:an integer'"
                   for name, sql in self.numbers.items()]
-        checks += [f"WHEN {sql} IS NOT NULL AND fs_time({sql}) IS NULL THEN '{name}'" for name, sql in self.times.items()]
-        checks += [f"WHEN TRY_CAST({self.numbers[name]} AS BIGINT) NOT BETWEEN 0 AND 65535 THEN '{name}'"
+        checks += [f"WHEN {sql} IS NOT NULL AND fs_time({sql}) IS NULL THEN '{name}:a time'"
+                   for name, sql in self.times.items()]
+        checks += [f"WHEN TRY_CAST({self.numbers[name]} AS BIGINT) NOT BETWEEN 0 AND 65535 THEN '{name}:a port, 0 to 65535'"
                    for name in self.ports]
+        # json_transform hands an object or list where text belongs over as its JSON text: `{…}` / `[…]`.
+        checks += [f"WHEN (starts_with({sql}, '{{') OR starts_with({sql}, '[')) AND json_valid({sql}) THEN '{name}:text'"
+                   for name, sql in self.texts.items()]
         return "CASE " + " ".join(checks) + " END" if checks else "NULL"
 
     def identity_sql(self) -> str:
@@ -89,6 +94,10 @@ _ENTERPRISE_INTS = [
     "tcp_max_smooth_rtt", "tcp_mean_min_rtt", "tcp_max_min_rtt", "tcp_mean_mss", "tcp_min_mss",
     "tcp_total_retransmissions", "tcp_lost_packets", "tcp_unrecovered_to",
 ]
+# Text that decides a verdict: an object or list here is a wrong type, not a name.
+_ENTERPRISE_KEY_TEXT = ["source_namespace", "dest_namespace", "source_name", "dest_name", "source_name_aggr",
+                        "dest_name_aggr", "source_ip", "dest_ip", "source_type", "dest_type", "proto", "action",
+                        "reporter", "dest_service_namespace", "dest_service_name", "dest_service_port"]
 _ENTERPRISE_COUNTERS = [n for n in _ENTERPRISE_INTS if n.startswith(("bytes", "packets", "num_", "transit", "http", "tcp"))]
 # Fields read as text and checked, so a wrong type quarantines the record instead of becoming NULL: the
 # window, the ports and the traffic counters that reports rank by. Checking costs a cast per value, so the
@@ -152,6 +161,7 @@ ENTERPRISE = Family(
     times={"generated_time": "r.generated_time", "start_time": "r.start_time", "end_time": "r.end_time",
            "@timestamp": 'fs_int(r."@timestamp") // 1000'},
     ports=("source_port", "dest_port", "dest_service_port_num"),
+    texts={n: f"r.{n}" for n in _ENTERPRISE_KEY_TEXT},
     identity=("r.start_time", "r.end_time", "r.source_name_aggr", "r.dest_name_aggr", "r.source_ip", "r.dest_ip",
               "r.proto", "r.action", "r.reporter"),
     source_labels="r.source_labels",

@@ -168,8 +168,8 @@ class Normaliser:
         if problem == INVALID_UTF8:
             return line_no, INVALID_UTF8, "the line is not valid UTF-8 text", body
         if problem.startswith(WRONG_TYPE):
-            name = problem.split(":", 1)[1]
-            return line_no, WRONG_TYPE, f"field `{name}` has the wrong type (expected a number or time)", body
+            name, _, expected = problem.split(":", 1)[1].partition(":")
+            return line_no, WRONG_TYPE, f"field `{name}` has the wrong type or range (expected {expected})", body
         if problem == NOT_A_FLOW_RECORD:
             return line_no, NOT_A_FLOW_RECORD, "valid JSON, but none of the fields of a flow record", body
         if framing == SSE and body.startswith("error:"):
