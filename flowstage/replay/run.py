@@ -211,6 +211,13 @@ def _bytes(n: int) -> str:
 ProgressCallback = Callable[[int, int], None]
 
 
+KeySource = Callable[[str, int], tuple[int, pa.RecordBatchReader]]
+"""Where key extraction runs: given the key-extraction SQL (DuckDB dialect) and a batch size, the number of
+distinct keys and a reader of the key rows. `replay` runs it on DuckDB; flowstage.engines runs it on Spark."""
+
+REPLAY_FILES = ("verdicts", "policies", "rules", "run")
+
+
 def replay(
     store: Store,
     inputs: PolicyInputs,
@@ -225,6 +232,43 @@ def replay(
     is interrupted leaves nothing visible. `workers`: judging processes (default: one per core once there are
     enough keys; 1 judges in this process). `on_progress(done_keys, total_keys)` is called after each batch.
     """
+    staging = _staging_dir(store.root)
+    try:
+        con = store.connect(read_only=False)  # the replay's own connection: it runs no user SQL
+        try:
+            # DuckDB draws its progress bar on standard output, which carries the summary (and `--json`).
+            con.execute("SET enable_progress_bar = false")
+
+            def duckdb_keys(sql: str, batch_rows: int) -> tuple[int, pa.RecordBatchReader]:
+                con.execute(f"CREATE TEMP TABLE replay_keys AS {sql}")
+                ((total,),) = con.execute("SELECT count(*) FROM replay_keys").fetchall()
+                return total, con.sql("SELECT * FROM replay_keys").to_arrow_reader(batch_rows)
+
+            summary, views = judge_keys(
+                inputs, duckdb_keys, staging, batch_keys=batch_keys, workers=workers, on_progress=on_progress
+            )
+        finally:
+            con.close()
+        published = time.perf_counter()
+        store.publish(DATASET, [staging / f"{tag}.parquet" for tag in REPLAY_FILES], views)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    summary.timings["publish"] = time.perf_counter() - published
+    summary.seconds += summary.timings["publish"]
+    return summary
+
+
+def judge_keys(
+    inputs: PolicyInputs,
+    keys: KeySource,
+    staging: Path,
+    *,
+    batch_keys: int = 8192,
+    workers: int | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> tuple[ReplaySummary, dict[str, str]]:
+    """Judge every key `keys` extracts under every policy set and write the replay's files (REPLAY_FILES, as
+    `<tag>.parquet`) into `staging`; returns the summary and the views to publish them with."""
     if inputs.errors:
         raise PolicyProblemsError(inputs.errors)
     if workers is not None and workers < 1:
@@ -238,57 +282,42 @@ def replay(
     summary.policies = {s.name.value: sum(1 for _ in s.all_policies()) for s in (sets.current, sets.proposed, sets.pending)}
     summary.safety_nets = sorted(name for _, name in nets.net_ids(sets.current) | nets.net_ids(sets.proposed))
 
-    staging = _staging_dir(store.root)
     judging: parallel.Judging | None = None
     try:
-        con = store.connect(read_only=False)  # the replay's own connection: it runs no user SQL
+        total, reader = keys(key_extraction_sql(columns), batch_keys)
+        summary.timings["extract"] = time.perf_counter() - started
+        judging = parallel.start(sets, with_source_port, total, workers)
+        summary.workers = judging.count
+        verdicts_path = staging / "verdicts.parquet"
+        writer: pq.ParquetWriter | None = None
+        done = 0
         try:
-            # DuckDB draws its progress bar on standard output, which carries the summary (and `--json`).
-            con.execute("SET enable_progress_bar = false")
-            con.execute(f"CREATE TEMP TABLE replay_keys AS {key_extraction_sql(columns)}")
-            summary.timings["extract"] = time.perf_counter() - started
-            ((total,),) = con.execute("SELECT count(*) FROM replay_keys").fetchall()
-            judging = parallel.start(sets, with_source_port, total, workers)
-            summary.workers = judging.count
-            reader = con.sql("SELECT * FROM replay_keys").to_arrow_reader(batch_keys)
-            verdicts_path = staging / "verdicts.parquet"
-            writer: pq.ParquetWriter | None = None
-            done = 0
-            try:
-                for batch in reader:
-                    table = _verdict_table(batch, judging.verdicts(batch), summary)
-                    if writer is None:
-                        writer = pq.ParquetWriter(verdicts_path, table.schema, compression="zstd")
-                    writer.write_table(table)
-                    done += batch.num_rows
-                    if on_progress is not None:
-                        on_progress(done, total)
+            for batch in reader:
+                table = _verdict_table(batch, judging.verdicts(batch), summary)
                 if writer is None:
-                    schema = con.sql("SELECT * FROM replay_keys LIMIT 0").to_arrow_table().schema
-                    empty = pa.record_batch([pa.array([], type=f.type) for f in schema], schema=schema)
-                    table = _verdict_table(empty, [], summary)
                     writer = pq.ParquetWriter(verdicts_path, table.schema, compression="zstd")
-                    writer.write_table(table)
-            finally:
-                if writer is not None:
-                    writer.close()
-            summary.decisions = judging.close()
+                writer.write_table(table)
+                done += batch.num_rows
+                if on_progress is not None:
+                    on_progress(done, total)
+            if writer is None:
+                empty = pa.record_batch([pa.array([], type=f.type) for f in reader.schema], schema=reader.schema)
+                table = _verdict_table(empty, [], summary)
+                writer = pq.ParquetWriter(verdicts_path, table.schema, compression="zstd")
+                writer.write_table(table)
         finally:
-            con.close()
-        summary.seconds = time.perf_counter() - started
-        summary.timings["judge"] = summary.seconds - summary.timings["extract"]
-        pq.write_table(_policies_table(inputs), staging / "policies.parquet")
-        pq.write_table(_rules_table(inputs), staging / "rules.parquet")
-        pq.write_table(_run_table(inputs, summary, columns, started_at), staging / "run.parquet")
-        files = {tag: staging / f"{tag}.parquet" for tag in ("verdicts", "policies", "rules", "run")}
-        store.publish(DATASET, list(files.values()), all_views(published_file(DATASET), columns))
+            if writer is not None:
+                writer.close()
+        summary.decisions = judging.close()
     finally:
         if judging is not None:
             judging.terminate()
-        shutil.rmtree(staging, ignore_errors=True)
     summary.seconds = time.perf_counter() - started
-    summary.timings["publish"] = summary.seconds - summary.timings["extract"] - summary.timings["judge"]
-    return summary
+    summary.timings["judge"] = summary.seconds - summary.timings["extract"]
+    pq.write_table(_policies_table(inputs), staging / "policies.parquet")
+    pq.write_table(_rules_table(inputs), staging / "rules.parquet")
+    pq.write_table(_run_table(inputs, summary, columns, started_at), staging / "run.parquet")
+    return summary, all_views(published_file(DATASET), columns)
 
 
 def _staging_dir(root: Path) -> Path:
