@@ -78,7 +78,7 @@ class FlowContext:
 
     __slots__ = (
         "proto", "family", "src", "dst", "src_port", "dst_port", "icmp_type", "icmp_code", "resolver", "l4_key",
-        "src_key", "dst_key",
+        "src_key", "dst_key", "_per_family",
     )
 
     def __init__(
@@ -107,12 +107,19 @@ class FlowContext:
         code = 0 if family is None else family // 3
         self.src_key = src.id * 3 + code
         self.dst_key = dst.id * 3 + code
+        self._per_family: dict[int, FlowContext] | None = None
 
     def with_family(self, family: int) -> FlowContext:
-        return FlowContext(
-            self.proto, family, self.src, self.dst, self.src_port, self.dst_port, self.icmp_type,
-            self.icmp_code, self.resolver,
-        )
+        """The same flow with its IP family fixed (made once per flow and family)."""
+        if self._per_family is None:
+            self._per_family = {}
+        found = self._per_family.get(family)
+        if found is None:
+            found = self._per_family[family] = FlowContext(
+                self.proto, family, self.src, self.dst, self.src_port, self.dst_port, self.icmp_type,
+                self.icmp_code, self.resolver,
+            )
+        return found
 
     def side(self, source: bool) -> EndpointFacts:
         return self.src if source else self.dst
@@ -638,8 +645,9 @@ def _match(rule: CompiledRule | ResidualRule, tests: tuple, first: Tri, ctx: Flo
     """Kleene AND of the tests (after `first`), for the flow's IP family or, when unknown, for both."""
     if rule.family_sensitive:
         if ctx.family is None:
-            v4 = _match(rule, tests, first, ctx.with_family(4))
-            v6 = _match(rule, tests, first, ctx.with_family(6))
+            renders = rule.renders
+            v4 = _match(rule, tests, first, ctx.with_family(4)) if 4 in renders else False
+            v6 = _match(rule, tests, first, ctx.with_family(6)) if 6 in renders else False
             if v4 == v6:
                 return v4
             if not isinstance(v4, bool):
