@@ -86,7 +86,13 @@ class UnknownReporter(FlowstageError, ValueError):
 
 
 class Engine:
-    """Decides flows under one PolicySet. Cheap to call repeatedly: subjects, programs and matches are cached."""
+    """Decides flows under one PolicySet. Cheap to call repeatedly: subjects, programs and matches are cached.
+
+    `failsafe_inbound` / `failsafe_outbound`: felix's FailsafeInboundHostPorts / FailsafeOutboundHostPorts
+    (defaults from calico-semantics §7; `()` disables them). `cache=False` recomputes everything per call (the
+    baseline the benchmark compares with). `max_paths`: how many paths through unknown criteria one decision
+    may explore before it is `unknown`.
+    """
 
     def __init__(
         self,
