@@ -10,17 +10,22 @@ import fcntl
 import importlib
 import json
 import os
+import queue
 import shutil
+import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from flowstage import schema
 from flowstage.errors import StoreError
@@ -208,29 +213,47 @@ class Store:
             os.close(fd)  # closing the descriptor releases the lock
 
     def append_flows(self, batches: Iterable[pa.RecordBatch | pa.Table], source: str) -> int:
-        """Write canonical-schema batches as committed flow parts (one manifest swap per batch); rows written."""
+        """Write canonical-schema batches as flow parts; rows written.
+
+        Batches go straight from Arrow to Parquet, one file per day folder, in a thread of their own while the
+        caller makes the next batch: memory holds a few batches, never the whole input. A part is committed
+        (with the source's record count) once it holds PART_ROWS rows, and every open part when the batches
+        end or the caller's iterator fails; a failed write commits nothing more.
+        """
         total = 0
         with self.writer() as writer:
-            con = _connection()
+            day_files = [_DayFiles(writer.staging / f"append-{i}") for i in range(APPEND_THREADS)]
+            committing = threading.Lock()
+
+            def commit(done: list[tuple[Path, str, int]]) -> None:
+                nonlocal total
+                with committing:
+                    parts = writer.place_days(done)
+                    if not parts:
+                        return
+                    rows = sum(p.rows for p in parts)
+                    entry = writer.source(source) or {"kind": "append", "records": 0}
+                    entry["records"] += rows
+                    writer.commit(flows=parts, sources={source: entry})
+                    total += rows
+
+            behind = _WriteBehind([lambda table, files=files: commit(files.write(table)) for files in day_files])
             try:
                 for batch in batches:
                     table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
                     missing = [n for n in schema.COLUMN_NAMES if n not in table.column_names]
                     if missing:
                         raise StoreError(f"append_flows from {source}: batch lacks columns {', '.join(missing)}")
-                    if table.num_rows == 0:
-                        continue
-                    table = table.select(list(schema.COLUMN_NAMES)).cast(schema.FLOW_SCHEMA)
-                    con.register("fs_append_batch", table)
-                    parts = writer.write_flows(con, "SELECT * FROM fs_append_batch")
-                    con.unregister("fs_append_batch")
-                    rows = sum(p.rows for p in parts)
-                    entry = writer.source(source) or {"kind": "append", "records": 0}
-                    entry["records"] += rows
-                    writer.commit(flows=parts, sources={source: entry})
-                    total += rows
+                    if table.num_rows:
+                        behind.put(table.select(list(schema.COLUMN_NAMES)).cast(schema.FLOW_SCHEMA))
             finally:
-                con.close()
+                try:
+                    behind.finish()
+                except BaseException:
+                    for files in day_files:
+                        files.abandon()
+                    raise
+                commit([done for files in day_files for done in files.close()])
         return total
 
     def publish(self, name: str, files: list[Path], views: dict[str, str]) -> None:
@@ -325,6 +348,11 @@ class StoreWriter:
         staged.unlink()
         return self._place(out, FLOWS, [(Path(name), count) for name, count, *_ in written])
 
+    def place_days(self, files: list[tuple[Path, str, int]]) -> list[Part]:
+        """Rename finished flow files, (path, day, rows), under `flows/date=<day>/`; not yet committed."""
+        return [part for path, day, rows in files
+                for part in self._place(path.parent, FLOWS, [(path, rows)], folder=f"date={day}")]
+
     def write_quarantine(self, con: duckdb.DuckDBPyConnection, select_sql: str) -> list[Part]:
         """Run `select_sql` (quarantine columns) into one quarantine part, renamed into place, not yet committed."""
         out = self.staging / uuid.uuid4().hex
@@ -414,6 +442,124 @@ class StoreWriter:
             os.fsync(fh.fileno())
         os.replace(tmp, self.root / MANIFEST)
         _fsync_dir(self.root)
+
+
+PART_ROWS = 4 * 1024 * 1024  # rows per appended part: a few hundred MB of Parquet at most
+# Parquet encoding is single-threaded per file: two files written at once keep both cores busy.
+APPEND_THREADS = 2
+OPEN_DAYS = 16  # appended days with a part open at once; the least recently written closes first
+_DAY_MICROS = 86_400 * 1_000_000
+_NESTED = [f.name for f in schema.FLOW_SCHEMA if pa.types.is_nested(f.type)]
+# Min/max statistics serve filters on plain columns; for label maps and policy traces they only cost time.
+_WITH_STATISTICS = [f.name for f in schema.FLOW_SCHEMA if f.name not in _NESTED]
+
+
+def _by_day(table: pa.Table) -> list[tuple[str, pa.Table]]:
+    """Split canonical rows by the UTC day of their window (`unknown` when it has neither start nor end)."""
+    start = table.column("start_time")
+    if start.null_count == 0:
+        # The usual batch: one day, told by the extremes without a pass per row in Python.
+        extremes = pc.min_max(start.cast(pa.int64()))
+        first, last = (extremes[k].as_py() // _DAY_MICROS for k in ("min", "max"))
+        if first == last:
+            return [(_day_name(first), table)]
+    when = pc.coalesce(start, table.column("end_time"))
+    known = np.asarray(pc.is_valid(when).to_numpy(zero_copy_only=False))
+    micros = np.asarray(pc.fill_null(when.cast(pa.int64()), 0).to_numpy())
+    days = np.where(known, np.floor_divide(micros, _DAY_MICROS), np.iinfo(np.int64).min)
+    distinct = np.unique(days)
+    if len(distinct) == 1:
+        return [(_day_name(int(distinct[0])), table)]
+    return [(_day_name(int(day)), table.filter(pa.array(days == day))) for day in distinct]
+
+
+def _day_name(day: int) -> str:
+    return "unknown" if day == np.iinfo(np.int64).min else str(np.datetime64(day, "D"))
+
+
+class _DayFiles:
+    """The Parquet files one append is writing: one open file per day, closed at PART_ROWS rows or at the end."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.open: dict[str, tuple[pq.ParquetWriter, Path, int]] = {}
+
+    def write(self, table: pa.Table) -> list[tuple[Path, str, int]]:
+        """Write the rows into their days' files; returns the files that are now complete (path, day, rows)."""
+        done = []
+        for day, rows in _by_day(table):
+            if day in self.open:
+                file, path, count = self.open.pop(day)
+            else:
+                if len(self.open) >= OPEN_DAYS:
+                    done.append(self._close(next(iter(self.open))))
+                (file, path), count = self._start(), 0
+            file.write_table(rows)
+            count += rows.num_rows
+            self.open[day] = (file, path, count)  # re-inserted last: the dict runs from least recently written
+            if count >= PART_ROWS:
+                done.append(self._close(day))
+        return done
+
+    def close(self) -> list[tuple[Path, str, int]]:
+        return [self._close(day) for day in list(self.open)]
+
+    def abandon(self) -> None:
+        """Close the files without committing them (their folder is staging, removed with the writer)."""
+        for file, _, _ in self.open.values():
+            with contextlib.suppress(Exception):
+                file.close()
+        self.open.clear()
+
+    def _start(self) -> tuple[pq.ParquetWriter, Path]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"part-{uuid.uuid4()}.parquet"
+        return pq.ParquetWriter(path, schema.FLOW_SCHEMA, compression="snappy",
+                                write_statistics=_WITH_STATISTICS), path
+
+    def _close(self, day: str) -> tuple[Path, str, int]:
+        file, path, count = self.open.pop(day)
+        file.close()
+        return path, day, count
+
+
+class _WriteBehind:
+    """Runs queued items through workers, one thread each; one item waits in the queue (memory: a few items)."""
+
+    def __init__(self, workers: list[Callable[[pa.Table], None]]) -> None:
+        self.queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.threads = [threading.Thread(target=self._run, args=(work,), name="flowstage-append", daemon=True)
+                        for work in workers]
+        for thread in self.threads:
+            thread.start()
+
+    def _run(self, work: Callable[[pa.Table], None]) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    work(item)
+                except BaseException as exc:  # raised in the caller's thread at its next put or at finish
+                    self.error = exc
+
+    def put(self, item: pa.Table) -> None:
+        while True:
+            if self.error is not None:
+                raise self.error
+            try:
+                self.queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        """Wait for the queued work; raise the error the work met, if any."""
+        for _ in self.threads:
+            self.queue.put(None)
+        for thread in self.threads:
+            thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def _store_own(name: str) -> bool:
