@@ -31,6 +31,7 @@ class Detection:
     format: str | None  # None: not a flow log
     framing: str
     reason: str = ""  # why it is not a flow log
+    format_would_help: bool = True  # naming the format with --format would let it be read (not so for binary data)
 
 
 def record_format(record: Any) -> str | None:
@@ -89,7 +90,7 @@ def detect(head: bytes, forced: str | None = None) -> Detection:
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
     stripped = text.lstrip()
     if not stripped:
-        return Detection(None, LINES, "empty file")
+        return Detection(None, LINES, "empty file", format_would_help=False)
     lines = [line for line in text.splitlines() if line.strip()]
     first = lines[0].lstrip()
     if first.startswith(("data:", "event:", "id:", "retry:")) or (first.startswith(":") and len(lines) > 1):
@@ -105,7 +106,7 @@ def detect(head: bytes, forced: str | None = None) -> Detection:
         if fmt:
             return Detection(forced or fmt, LINES)
     if not forced and (problem := _not_text(head, text)):
-        return Detection(None, LINES, problem)
+        return Detection(None, LINES, problem, format_would_help=False)
     if stripped.startswith(("{", "[")):
         # A head shorter than the limit is the whole file; a longer one is cut, and only its keys can tell.
         fmt = document_format(_loads(stripped)) if len(head) < HEAD_LIMIT else None

@@ -159,6 +159,8 @@ def _ingest_one(source: Source, writer: StoreWriter, normaliser: Normaliser, for
     with content:
         detection = detect(content.head, forced)
         if detection.format is None:
+            if source.explicit and not detection.format_would_help:
+                return FileResult(source.name, FAILED, note=f"not a flow log: {detection.reason}")
             if source.explicit:
                 return FileResult(source.name, FAILED, note=(
                     f"cannot tell which flow-log format this is ({detection.reason}); "
