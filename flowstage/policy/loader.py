@@ -441,6 +441,8 @@ def resolve_kind(doc: Mapping[str, Any]) -> tuple[ObjectKind | None, str | None,
     """(kind, message, severity): the modelled kind, or None with why (severity None: simply not modelled)."""
     kind = doc.get("kind")
     api_version = doc.get("apiVersion")
+    if kind is not None and not isinstance(kind, str):
+        return None, f"kind must be text such as GlobalNetworkPolicy, found {validate.type_name(kind)}", Severity.ERROR
     if not isinstance(kind, str) or not kind:
         # Stray YAML (Helm values, tool settings) sits next to manifests; kubectl would refuse it, flowstage skips it.
         return None, "not a Kubernetes object (no kind): skipped", Severity.WARNING
@@ -562,7 +564,8 @@ def _label(kind: ObjectKind | None, doc: Mapping[str, Any]) -> str:
     """`Kind namespace/name` as far as the object says it, for problems found before it is fully read."""
     meta = doc.get("metadata") if isinstance(doc.get("metadata"), Mapping) else {}
     name, namespace = meta.get("name"), meta.get("namespace")
-    kind_text = kind.value if kind is not None else str(doc.get("kind") or "object")
+    given = doc.get("kind")
+    kind_text = kind.value if kind is not None else given if isinstance(given, str) and given else "object"
     if not isinstance(name, str) or not name:
         return kind_text
     if kind is not None and kind.namespaced:
@@ -593,7 +596,7 @@ class _Collector:
         kind, message, severity = resolve_kind(doc)
         report = ObjectReport(raw.file, raw.document, _label(kind, doc), raw.locate)
         if message is not None and severity is not None:
-            report.add(("apiVersion",) if doc.get("kind") else ("kind",), message, severity)
+            report.add(("apiVersion",) if isinstance(doc.get("kind"), str) and doc["kind"] else ("kind",), message, severity)
         if kind is None:
             if severity is not Severity.ERROR:
                 meta = doc.get("metadata") if isinstance(doc.get("metadata"), Mapping) else {}
