@@ -12,6 +12,8 @@ from typing import Annotated
 import typer
 
 from flowstage import console
+from flowstage.cli._engine import ENGINE, SPARK_MASTER, STORE_HELP_URI
+from flowstage.engines import DUCKDB, SPARK, check_engine
 
 HELP = """Replay every flow in the store against your policies: what is enforced now (current), what would be
 enforced after promoting every staged policy (proposed), and Calico's own pending evaluation where the logs
@@ -36,6 +38,11 @@ Example:
 
   flowstage replay --store demo-store --policies sample_logs/policies/lesson.yaml
   --namespaces sample_logs/inventory/namespaces.yaml --pods sample_logs/inventory/pods.yaml
+
+With --engine spark, Apache Spark extracts the distinct keys from the store (a folder or a URI such as
+s3a://bucket/store) and this process judges them; the verdicts are published into the store as usual:
+
+  flowstage replay --engine spark --store s3a://flows/store --policies policies/
 """
 
 
@@ -44,7 +51,9 @@ def register(app: typer.Typer) -> None:
 
 
 def replay_command(
-    store: Annotated[Path, typer.Option("--store", "-s", help="Store folder (created by `flowstage ingest`).")],
+    store: Annotated[
+        str, typer.Option("--store", "-s", help="Store folder (created by `flowstage ingest`)." + STORE_HELP_URI)
+    ],
     policies: Annotated[
         list[Path], typer.Option("--policies", "-p", help="Policy YAML/JSON file or folder; repeat for several.")
     ],
@@ -60,12 +69,15 @@ def replay_command(
         typer.Option(help="Processes judging keys (default: one per core once the store has enough keys)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    engine: Annotated[str, ENGINE] = DUCKDB,
+    spark_master: Annotated[str | None, SPARK_MASTER] = None,
 ) -> None:
     # Imported here so other commands start without loading the engine.
     from flowstage.replay import PolicyProblemsError, load_inputs, replay
     from flowstage.store import Store
 
-    opened = Store.open(store)
+    on_spark = check_engine(engine) == SPARK
+    opened = None if on_spark else Store.open(store)
     inputs = load_inputs(policies, namespaces=namespaces, pods=pods)
     for problem in inputs.warnings:
         console.err.print(f"[yellow]warning:[/] {console.escape(str(problem))}")
@@ -77,7 +89,13 @@ def replay_command(
             if bar is not None:
                 bar.update(bar.tasks[0].id, completed=done, total=total)
 
-        summary = replay(opened, inputs, workers=workers, on_progress=advance)
+        if opened is None:
+            from flowstage.engines import spark
+
+            summary = spark.replay(spark.local_or_uri(store), inputs, master=spark_master, workers=workers,
+                                   on_progress=advance)
+        else:
+            summary = replay(opened, inputs, workers=workers, on_progress=advance)
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), indent=2))
     else:

@@ -12,6 +12,8 @@ from typing import Annotated
 import typer
 
 from flowstage import console
+from flowstage.cli._engine import ENGINE, SPARK_MASTER, STORE_HELP_URI
+from flowstage.engines import DUCKDB, SPARK, check_engine
 from flowstage.errors import UsageError
 from flowstage.report import build_report, discover, open_replay, render
 from flowstage.report import html as html_report
@@ -33,7 +35,9 @@ def _emit(text: str, output: Path | None) -> None:
 
 
 def report(
-    store: Annotated[Path | None, typer.Option("--store", "-s", help="Store folder, ingested and replayed.")] = None,
+    store: Annotated[
+        str | None, typer.Option("--store", "-s", help="Store folder, ingested and replayed." + STORE_HELP_URI)
+    ] = None,
     names: Annotated[
         list[str] | None,
         typer.Argument(metavar="[NAME]...", help="Reports to run (file names in queries/ without .sql); all when omitted."),
@@ -53,6 +57,8 @@ def report(
     list_reports: Annotated[
         bool, typer.Option("--list", help="List the available reports and the question each answers.")
     ] = False,
+    engine: Annotated[str, ENGINE] = DUCKDB,
+    spark_master: Annotated[str | None, SPARK_MASTER] = None,
 ) -> None:
     """What promoting the staged policies would break, ranked, then the evidence.
 
@@ -65,6 +71,8 @@ def report(
       flowstage report would_break --store demo-store --top 5
 
       flowstage report --store demo-store --format html --output report.html
+
+      flowstage report --engine spark --store s3a://flows/store --format json --output report.json
     """
     if list_reports:
         for query in discover().values():
@@ -76,7 +84,12 @@ def report(
         raise UsageError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if top is None and fmt in ("table", "markdown", "html"):
         top = SCREEN_TOP
-    con = open_replay(store)
+    if check_engine(engine) == SPARK:
+        from flowstage.engines import spark
+
+        con = spark.open_replay(spark.local_or_uri(store), master=spark_master)
+    else:
+        con = open_replay(store)
     try:
         built = build_report(con, names=names or None, top=top)
     finally:

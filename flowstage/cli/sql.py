@@ -14,6 +14,8 @@ from typing import Annotated
 import duckdb
 import typer
 
+from flowstage.cli._engine import ENGINE, SPARK_MASTER, STORE_HELP_URI
+from flowstage.engines import DUCKDB, SPARK, check_engine
 from flowstage.errors import UsageError
 from flowstage.output import OUTPUT_FORMATS, write_result
 from flowstage.store import Store
@@ -26,6 +28,11 @@ every published dataset (e.g. `replay` after `flowstage replay`). QUERY may be `
 Example:
 
     flowstage sql --store flows-store "SELECT reporter, action, count(*) FROM flows GROUP BY ALL"
+
+With --engine spark the query (still DuckDB's dialect) is translated and run by Apache Spark, over a store
+folder or a URI Spark reads:
+
+    flowstage sql --engine spark --store s3a://flows/store "SELECT dest_namespace, count(*) FROM replay WHERE would_break GROUP BY ALL"
 """
 
 _READ_ONLY = {"SELECT", "EXPLAIN", "PRAGMA"}
@@ -64,15 +71,22 @@ def run_query(con: duckdb.DuckDBPyConnection, query: str) -> duckdb.DuckDBPyRela
 
 def sql_command(
     query: Annotated[str, typer.Argument(metavar="QUERY", help="One SQL query, or - to read it from stdin.")],
-    store: Annotated[Path, typer.Option("--store", "-s", help="Store folder.")],
+    store: Annotated[str, typer.Option("--store", "-s", help="Store folder." + STORE_HELP_URI)],
     format: Annotated[str, typer.Option("--format", "-f", help=f"One of: {', '.join(OUTPUT_FORMATS)}.")] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+    engine: Annotated[str, ENGINE] = DUCKDB,
+    spark_master: Annotated[str | None, SPARK_MASTER] = None,
 ) -> None:
     if format not in OUTPUT_FORMATS:
         raise UsageError(f"unknown --format {format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
     text = sys.stdin.read() if query == "-" else query
     if not text.strip():
         raise UsageError("the query is empty")
+    if check_engine(engine) == SPARK:
+        from flowstage.engines import spark
+
+        write_result(spark.query(spark.local_or_uri(store), text, spark_master), format, output)
+        return
     con = Store.open(store).connect(read_only=True)
     try:
         relation = run_query(con, _rewrite(text))
