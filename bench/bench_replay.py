@@ -94,7 +94,8 @@ def _replay(store: Path, policies: Path) -> tuple[float, float, dict[str, Any]]:
 
 
 def _watch(child: subprocess.Popen[bytes]) -> float:
-    """Peak of the summed resident memory of `child` and its children (MiB), sampled every 20 ms."""
+    """Peak memory (MiB) of `child` and its worker processes together, sampled every 50 ms: the sum of their
+    proportional set sizes, so pages a worker shares with the process it was forked from count once."""
     try:
         root = psutil.Process(child.pid)
     except psutil.NoSuchProcess:
@@ -103,10 +104,10 @@ def _watch(child: subprocess.Popen[bytes]) -> float:
     while child.poll() is None:
         try:
             tree = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree))
-        except psutil.NoSuchProcess:
+            peak = max(peak, sum(p.memory_full_info().pss for p in tree))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
-        time.sleep(0.02)
+        time.sleep(0.05)
     return peak / 2**20
 
 
@@ -192,21 +193,28 @@ def run(size: str = "quick") -> list[Result]:
         raise RuntimeError("the benchmark policies match on source ports; the baseline would read other columns")
     label = f"{rows / 1e6:g}M rows, {keys:,} keys, {POLICIES} policies"
     judge = summary["timings"]["judge"]
-    slice_elapsed = min(_replay(part, policies)[0] for _ in range(REPEATS))
+    slice_runs = [_replay(part, policies) for _ in range(REPEATS)]
+    slice_elapsed, _, slice_summary = min(slice_runs, key=lambda r: r[0])
     loop_elapsed, loop_rows = _row_loop(part, policies)
+    loop_rate = loop_rows / loop_elapsed
+    per_key = slice_summary["rows"] / max(1, slice_summary["keys"])
     return [
         Result(f"replay {label}", elapsed, "s", "DuckDB key-column hash join with a same-size key table", baseline,
                target="<= 2.5x",
-               note=f"extract {summary['timings']['extract']:.1f} s, judge {judge:.1f} s, "
-                    f"{summary['decisions']:,} engine decisions"),
-        Result(f"replay rows/s ({label})", summary["rows"] / elapsed, "rows/s"),
+               note=f"extract {summary['timings']['extract']:.1f} s, judge {judge:.1f} s "
+                    f"({summary['workers']} processes), {summary['decisions']:,} engine decisions"),
+        Result(f"replay rows/s ({label})", summary["rows"] / elapsed, "rows/s", "per-row Python loop", loop_rate,
+               target=">= 50x",
+               note=f"the loop's rate measured on a {loop_rows / 1e6:g}M-row slice of the same rows"),
         Result(f"replay distinct keys/s ({label})", summary["keys"] / elapsed, "keys/s",
                note=f"{summary['keys'] / judge:,.0f} keys/s and {summary['decisions'] / judge:,.0f} decisions/s "
                     "in the engine phase"),
-        Result(f"replay peak memory ({label})", peak, "MiB", target="<= 2048 MiB"),
+        Result(f"replay peak memory ({label})", peak, "MiB", target="<= 2048 MiB",
+               note="replay and worker processes together"),
         Result(f"per-row Python loop, {loop_rows / 1e6:g}M-row slice", loop_elapsed, "s",
                "flowstage replay of the same slice", slice_elapsed, target=">= 50x",
-               note=f"{loop_rows / loop_elapsed:,.0f} rows/s vs {loop_rows / slice_elapsed:,.0f} rows/s"),
+               note=f"the slice holds {slice_summary['keys']:,} keys, {per_key:.1f} rows per key: the loop judges "
+                    "every row, the replay every key once"),
     ]
 
 

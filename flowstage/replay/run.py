@@ -234,21 +234,26 @@ def replay(
     """
     staging = _staging_dir(store.root)
     try:
-        con = store.connect(read_only=False)  # the replay's own connection: it runs no user SQL
-        try:
-            # DuckDB draws its progress bar on standard output, which carries the summary (and `--json`).
-            con.execute("SET enable_progress_bar = false")
 
-            def duckdb_keys(sql: str, batch_rows: int) -> tuple[int, pa.RecordBatchReader]:
-                con.execute(f"CREATE TEMP TABLE replay_keys AS {sql}")
-                ((total,),) = con.execute("SELECT count(*) FROM replay_keys").fetchall()
-                return total, con.sql("SELECT * FROM replay_keys").to_arrow_reader(batch_rows)
+        def duckdb_keys(sql: str, batch_rows: int) -> tuple[int, pa.RecordBatchReader]:
+            # The keys go to a file and the connection closes before judging: DuckDB gives its memory back,
+            # and worker processes start from a small process.
+            path = staging / "keys.parquet"
+            con = store.connect(read_only=False)  # the replay's own connection: it runs no user SQL
+            try:
+                # DuckDB draws its progress bar on standard output, which carries the summary (and `--json`).
+                con.execute("SET enable_progress_bar = false")
+                target = str(path).replace("'", "''")
+                con.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet)")
+            finally:
+                con.close()
+            keys = pq.ParquetFile(path)
+            reader = pa.RecordBatchReader.from_batches(keys.schema_arrow, keys.iter_batches(batch_size=batch_rows))
+            return keys.metadata.num_rows, reader
 
-            summary, views = judge_keys(
-                inputs, duckdb_keys, staging, batch_keys=batch_keys, workers=workers, on_progress=on_progress
-            )
-        finally:
-            con.close()
+        summary, views = judge_keys(
+            inputs, duckdb_keys, staging, batch_keys=batch_keys, workers=workers, on_progress=on_progress
+        )
         published = time.perf_counter()
         store.publish(DATASET, [staging / f"{tag}.parquet" for tag in REPLAY_FILES], views)
     finally:
