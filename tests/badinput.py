@@ -1,6 +1,7 @@
 """The malformed flow-log corpus: hundreds of bad inputs, each with the outcome ingest must give it.
 
-Generated at test time (nothing large is committed): `corpus()` lists the cases, `write(case, folder)` writes one.
+Generated at test time (nothing large is committed): `corpus()` lists the cases, `ingest_corpus(folder)` writes
+them all and ingests them with the real `flowstage` command, `check(case, run)` lists how a case missed its outcome.
 """
 
 from __future__ import annotations
@@ -8,13 +9,20 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import random
+import subprocess
+import sys
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import zstandard
+
+from flowstage.store import Store
 
 # Outcomes of one input, as `flowstage ingest --json` reports them per file.
 INGESTED, SKIPPED, ERROR = "ingested", "skipped", "error"
@@ -510,3 +518,111 @@ def write(case: Case, folder: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(case.make())
     return path
+
+
+# --- running the corpus ----------------------------------------------------------------------------------------
+
+TIMEOUT = 600  # seconds for ingesting the whole corpus; running out of it is a hang
+
+
+def flowstage(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real command in a child process; wide columns so messages are never wrapped."""
+    return subprocess.run([sys.executable, "-m", "flowstage", "--quiet", *args], capture_output=True, text=True,
+                          timeout=TIMEOUT, env={**os.environ, "COLUMNS": "100000"})
+
+
+@dataclass
+class CorpusRun:
+    """One `flowstage ingest --json` of every case, and what the store holds afterwards, by file."""
+
+    paths: dict[str, Path]  # case id → file
+    files: dict[str, dict[str, Any]]  # file → its entry in the --json summary
+    stderr: str
+    returncode: int
+    store: Path
+    stored: dict[str, tuple[int, int, int]]  # file → rows, distinct lines, rows unlike the record at their line
+    quarantined: dict[str, list[tuple[int, str, str, str]]]  # file → (line, reason, detail, raw)
+
+
+def ingest_corpus(folder: Path, cases: list[Case] | None = None) -> CorpusRun:
+    cases = corpus() if cases is None else cases
+    paths = {case.id: write(case, folder / "in") for case in cases}
+    store = folder / "store"
+    result = flowstage("ingest", *map(str, paths.values()), "--store", str(store), "--json")
+    summary = json.loads(result.stdout) if result.stdout.strip() else {"by_file": []}
+    con = Store.open(store).connect()
+    # `good(n)` records carry their index in bytes_in: a row unlike its line's record came out of damaged data.
+    stored = {f: (n, lines, unlike) for f, n, lines, unlike in con.execute(
+        "SELECT source_file, count(*), count(DISTINCT source_line), count(*) FILTER (bytes_in <> source_line - 1) "
+        "FROM flows GROUP BY ALL").fetchall()}
+    quarantined: dict[str, list[tuple[int, str, str, str]]] = {}
+    for f, *row in con.execute("SELECT source_file, source_line, reason, detail, raw FROM quarantine").fetchall():
+        quarantined.setdefault(f, []).append(tuple(row))
+    return CorpusRun(paths, {f["source"]: f for f in summary["by_file"]}, result.stderr, result.returncode, store,
+                     stored, quarantined)
+
+
+def check(case: Case, run: CorpusRun) -> list[str]:
+    """How the ingest of `case` missed its outcome; empty when it got it exactly."""
+    path = str(run.paths[case.id])
+    entry = run.files.get(path)
+    if entry is None:
+        return [f"{case.id}: not in the ingest summary"]
+    expected = case.outcome
+    problems = []
+
+    def expect(ok: bool, what: str) -> None:
+        if not ok:
+            problems.append(f"{case.id}: {what} ({entry})")
+
+    expect("continues" not in entry["note"], "two corpus files start alike: give one a distinct first record")
+    expect(entry["status"] == expected.status, f"status {entry['status']}, expected {expected.status}")
+    expect(entry["records_read"] == entry["stored"] + sum(entry["quarantined"].values()),
+           "records read ≠ stored + quarantined")
+    expect(expected.stored is None or entry["stored"] == expected.stored, f"expected {expected.stored} stored")
+    expect(expected.quarantined is None or entry["quarantined"] == dict(expected.quarantined),
+           f"expected quarantined {expected.quarantined}")
+    stored, lines, unlike = run.stored.get(path, (0, 0, 0))
+    expect(stored == lines == entry["stored"], f"the store holds {stored} rows of {lines} lines")
+    rows = run.quarantined.get(path, [])
+    expect(Counter(reason for _, reason, _, _ in rows) == Counter(entry["quarantined"]),
+           f"the quarantine holds {Counter(reason for _, reason, _, _ in rows)}")
+    expect(all(line >= 1 and detail and raw is not None for line, _, detail, raw in rows),
+           "a quarantine entry lacks its line, detail or text")
+    if expected.status == INGESTED:
+        expect(all(expected.says in detail for _, _, detail, _ in rows), f"a quarantine detail lacks {expected.says!r}")
+    else:
+        expect(expected.says in entry["note"], f"the note lacks {expected.says!r}")
+    if expected.status == ERROR:
+        expect(f"error: {path}: {entry['note']}" in run.stderr, "the error is not printed with the file name")
+    if case.family == "compressed" and ("-cut-" in case.name or "-corrupt-" in case.name):
+        # What comes out of a damaged stream is either the record the file holds at that line, or quarantined.
+        expect(unlike == 0, f"{unlike} stored rows differ from the records at their lines")
+    return problems
+
+
+@dataclass
+class CorpusReport:
+    inputs: int
+    families: int
+    failed: int  # inputs that missed their outcome
+    tracebacks: int
+    read: int
+    stored: int
+    quarantined: int
+    problems: list[str]
+
+
+def run_corpus(folder: Path) -> CorpusReport:
+    """Ingest the whole corpus once and check every case: the figures `python -m tests.reliability` prints."""
+    cases = corpus()
+    run = ingest_corpus(folder, cases)
+    problems = [problem for case in cases for problem in check(case, run)]
+    failed = len({problem.split(":", 1)[0] for problem in problems})
+    tracebacks = run.stderr.count("Traceback")
+    if tracebacks or run.returncode != 0:
+        problems.append(f"the ingest exited {run.returncode}: {run.stderr[-2000:]}")
+    files = run.files.values()
+    return CorpusReport(len(cases), len({case.family for case in cases}), failed, tracebacks,
+                        sum(f["records_read"] for f in files), sum(f["stored"] for f in files),
+                        sum(sum(f["quarantined"].values()) for f in files), problems)
