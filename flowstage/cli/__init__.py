@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import signal
 import sys
+import threading
+from types import FrameType
 
 import typer
 
@@ -47,12 +50,28 @@ def _register_commands() -> None:
 _register_commands()
 
 
+_interrupted = threading.Event()
+
+
+def _on_interrupt(signum: int, frame: FrameType | None) -> None:
+    _interrupted.set()
+    signal.default_int_handler(signum, frame)
+
+
 def main() -> None:
+    signal.signal(signal.SIGINT, _on_interrupt)
     try:
         app()
     except FlowstageError as exc:
         console.err.print(f"[bold red]error:[/] {console.escape(str(exc))}")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
+        console.err.print("interrupted")
+        sys.exit(130)
+    except Exception:
+        # Ctrl-C inside DuckDB surfaces as whatever error the running query raises ("Query interrupted", a
+        # failed Arrow scan, …): an interruption all the same.
+        if not _interrupted.is_set():
+            raise
         console.err.print("interrupted")
         sys.exit(130)
