@@ -24,8 +24,8 @@ from rich.table import Table
 
 from flowstage import console
 from flowstage.errors import UsageError
+from flowstage.options import OUTPUT_FORMATS
 
-OUTPUT_FORMATS = ("table", "json", "jsonl", "csv", "markdown", "parquet")
 TABLE_ROW_LIMIT = 1000  # a terminal table longer than this helps nobody: use csv or parquet
 BATCH_ROWS = 10_000
 

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from flowstage import schema
 from flowstage.errors import StoreError
+from flowstage.options import LOCK_TIMEOUT
 
 MANIFEST = "manifest.json"
 LOCK = ".lock"
@@ -36,7 +37,7 @@ STAGING = ".staging"
 STORE_FORMAT = "flowstage-store"
 STORE_VERSION = 1
 RETAINED_VERSIONS = 2  # a replaced dataset version stays on disk so running readers can finish
-DEFAULT_LOCK_TIMEOUT = 30.0
+DEFAULT_LOCK_TIMEOUT = LOCK_TIMEOUT
 FLOWS = "flows"
 QUARANTINE = "quarantine"
 _BUILTIN = (FLOWS, QUARANTINE)

@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from flowstage import console
-from flowstage.report import Thresholds, open_replay, run_check
-from flowstage.report.check import CheckResult, write_junit
+
+if TYPE_CHECKING:
+    from flowstage.report.check import CheckResult
 
 
 def print_result(result: CheckResult) -> None:
@@ -59,6 +60,9 @@ def check(
 
       flowstage check --store demo-store --max-would-break 100 --max-unknown 0 --junit flowstage-check.xml
     """
+    from flowstage.report import Thresholds, open_replay, run_check
+    from flowstage.report.check import write_junit
+
     con = open_replay(store)
     try:
         result, _ = run_check(

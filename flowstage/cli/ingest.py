@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from flowstage import console
-from flowstage.ingest import DEFAULT_BATCH_ROWS, FORMATS, IngestSummary, ingest
-from flowstage.store import DEFAULT_LOCK_TIMEOUT, Store
+from flowstage.ingest.detect import FORMATS
+from flowstage.options import INGEST_BATCH_ROWS, LOCK_TIMEOUT
+
+if TYPE_CHECKING:
+    from flowstage.ingest import IngestSummary
 
 HELP = """Read Calico flow logs into a store (created if missing).
 
@@ -47,11 +50,14 @@ def ingest_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     batch_rows: Annotated[
         int, typer.Option("--batch-rows", help="Lines per batch: memory use grows with it, not with file size.")
-    ] = DEFAULT_BATCH_ROWS,
+    ] = INGEST_BATCH_ROWS,
     lock_timeout: Annotated[
         float, typer.Option("--lock-timeout", help="Seconds to wait for another writer of the store.")
-    ] = DEFAULT_LOCK_TIMEOUT,
+    ] = LOCK_TIMEOUT,
 ) -> None:
+    from flowstage.ingest import ingest
+    from flowstage.store import Store
+
     target = Store.open(store, create=True)
     with console.progress("ingesting (bytes)") as bar:
 

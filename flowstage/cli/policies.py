@@ -9,7 +9,7 @@ import collections
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,10 +17,11 @@ from rich.table import Table
 
 from flowstage import console
 from flowstage.errors import UsageError
-from flowstage.policy.loader import PolicyBundle, load_policies
-from flowstage.policy.model import Direction, Policy, SetName, Tier
-from flowstage.policy.sets import build_sets, ordered_tiers
-from flowstage.policy.validate import Problem
+
+if TYPE_CHECKING:
+    from flowstage.policy.loader import PolicyBundle
+    from flowstage.policy.model import Policy, Tier
+    from flowstage.policy.validate import Problem
 
 policies_app = typer.Typer(
     help="Check Calico and Kubernetes policy files, and list policies in the order Calico evaluates them.",
@@ -85,6 +86,8 @@ def lint(
 
     Example: flowstage policies lint policies/ --namespaces namespaces.yaml
     """
+    from flowstage.policy.loader import load_policies
+
     bundle = load_policies(paths, inventory=[*namespaces, *pods])
     print_problems(bundle.problems)
     console.err.print(console.escape(_summary(bundle)), soft_wrap=True)
@@ -93,6 +96,8 @@ def lint(
 
 
 def _rows(tiers: Iterable[Tier], policies: dict[str, list[Policy]], effective: bool) -> list[dict[str, Any]]:
+    from flowstage.policy.model import Direction
+
     rows = []
     for tier in tiers:
         for policy in policies.get(tier.name, []):
@@ -142,6 +147,10 @@ def show(
 
     Example: flowstage policies show policies/ --set proposed
     """
+    from flowstage.policy.loader import load_policies
+    from flowstage.policy.model import SetName
+    from flowstage.policy.sets import build_sets, ordered_tiers
+
     choices = ("all", *(s.value for s in SetName))
     if policy_set not in choices:
         raise UsageError(f"--set {policy_set!r}: choose one of {', '.join(choices)}")

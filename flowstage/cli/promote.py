@@ -6,14 +6,15 @@ The command only parses arguments and renders; flowstage.policy.promote does the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from flowstage import console
 from flowstage.cli.policies import print_problems
-from flowstage.policy.promote import PromotionError, PromotionPlan, plan_promotion
-from flowstage.report.check import gate_promotion
+
+if TYPE_CHECKING:
+    from flowstage.policy.promote import PromotionPlan
 
 
 def _report(plan: PromotionPlan, written: list[Path] | None) -> None:
@@ -70,6 +71,9 @@ def promote(
 
     Example: flowstage promote policies/ --output promoted/ --store demo-store
     """
+    from flowstage.policy.promote import PromotionError, plan_promotion
+    from flowstage.report.check import gate_promotion
+
     if store is not None:
         for reason in gate_promotion(store, paths, force=force):
             console.err.print(console.escape(f"warning (--force): {reason}"), soft_wrap=True)

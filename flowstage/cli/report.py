@@ -15,8 +15,6 @@ from flowstage import console
 from flowstage.cli._engine import ENGINE, SPARK_MASTER, STORE_HELP_URI
 from flowstage.engines import DUCKDB, SPARK, check_engine
 from flowstage.errors import UsageError
-from flowstage.report import build_report, discover, open_replay, render
-from flowstage.report import html as html_report
 
 FORMATS = ("table", "markdown", "json", "csv", "html")
 SCREEN_TOP = 20  # rows per report when a person reads the result
@@ -74,6 +72,9 @@ def report(
 
       flowstage report --engine spark --store s3a://flows/store --format json --output report.json
     """
+    from flowstage.report import build_report, discover, open_replay, render
+    from flowstage.report import html as html_report
+
     if list_reports:
         for query in discover().values():
             console.out.print(f"[bold]{console.escape(query.name)}[/]  {console.escape(query.question)}", soft_wrap=True)

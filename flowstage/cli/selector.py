@@ -12,7 +12,6 @@ import typer
 
 from flowstage import console
 from flowstage.errors import UsageError
-from flowstage.selector import parse_selector
 
 selector_app = typer.Typer(
     help="Check Calico selectors, try them on labels, and see the SQL they become.",
@@ -31,6 +30,8 @@ def check(
 
     Example: flowstage selector check 'app=="db" && env!="dev"'
     """
+    from flowstage.selector import parse_selector
+
     selector = parse_selector(expression)
     _print(str(selector))
     if uid:
@@ -49,6 +50,8 @@ def match(
 
     Example: flowstage selector match 'app == "db" && env != "dev"' -l app=db -l tier=backend
     """
+    from flowstage.selector import parse_selector
+
     labels = dict(_key_value(item) for item in label or [])
     matched = parse_selector(expression).matches(labels)
     _print("true" if matched else "false")
@@ -66,6 +69,8 @@ def sql(
 
     Example: flowstage selector sql 'has(tier) && app in {"db", "cache"}' --labels src_labels
     """
+    from flowstage.selector import parse_selector
+
     _print(parse_selector(expression).to_sql(labels_expr))
 
 

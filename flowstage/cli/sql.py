@@ -9,16 +9,17 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import duckdb
 import typer
 
 from flowstage.cli._engine import ENGINE, SPARK_MASTER, STORE_HELP_URI
 from flowstage.engines import DUCKDB, SPARK, check_engine
 from flowstage.errors import UsageError
-from flowstage.output import OUTPUT_FORMATS, write_result
-from flowstage.store import Store
+from flowstage.options import OUTPUT_FORMATS
+
+if TYPE_CHECKING:
+    import duckdb
 
 HELP = """Run a read-only SQL query over a store (DuckDB dialect).
 
@@ -54,6 +55,8 @@ def _rewrite(query: str) -> str:
 
 def run_query(con: duckdb.DuckDBPyConnection, query: str) -> duckdb.DuckDBPyRelation:
     """Check that `query` is a single read-only statement and return it as a relation."""
+    import duckdb
+
     try:
         statements = con.extract_statements(query)
     except duckdb.Error as exc:
@@ -77,6 +80,11 @@ def sql_command(
     engine: Annotated[str, ENGINE] = DUCKDB,
     spark_master: Annotated[str | None, SPARK_MASTER] = None,
 ) -> None:
+    import duckdb
+
+    from flowstage.output import write_result
+    from flowstage.store import Store
+
     if format not in OUTPUT_FORMATS:
         raise UsageError(f"unknown --format {format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
     text = sys.stdin.read() if query == "-" else query

@@ -8,15 +8,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pyarrow as pa
 import typer
 
 from flowstage import console
 from flowstage.errors import UsageError
-from flowstage.synth.batches import DEFAULT_BATCH_ROWS
+from flowstage.options import SYNTH_BATCH_ROWS
 from flowstage.synth.formats import FORMATS
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 synth_app = typer.Typer(
     name="synth",
@@ -162,7 +164,7 @@ def store_command(
     store: Annotated[Path, typer.Option("--store", "-s", help="Store folder (created if missing).")],
     seed: Annotated[int, SEED] = 1,
     namespaces: Annotated[int | None, NAMESPACES] = None,
-    batch_rows: Annotated[int, typer.Option(help="Rows per Arrow batch (memory is bounded by this).")] = DEFAULT_BATCH_ROWS,
+    batch_rows: Annotated[int, typer.Option(help="Rows per Arrow batch (memory is bounded by this).")] = SYNTH_BATCH_ROWS,
 ) -> None:
     from flowstage.store import Store
     from flowstage.synth.batches import flow_batches

@@ -23,9 +23,10 @@ from flowstage.ingest.documents import document_records
 from flowstage.ingest.lines import line_batches
 from flowstage.ingest.normalise import INVALID_JSON, BatchResult, Normaliser
 from flowstage.ingest.sources import FINGERPRINT_BYTES, Content, Source, expand
+from flowstage.options import INGEST_BATCH_ROWS
 from flowstage.store import DEFAULT_LOCK_TIMEOUT, Store, StoreWriter
 
-DEFAULT_BATCH_ROWS = 100_000
+DEFAULT_BATCH_ROWS = INGEST_BATCH_ROWS
 
 # What happened to one input.
 INGESTED, UNCHANGED, SKIPPED, FAILED = "ingested", "unchanged", "skipped", "error"

@@ -12,12 +12,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from flowstage.options import SYNTH_BATCH_ROWS
 from flowstage.schema import FLOW_SCHEMA, UTC_TIMESTAMP
 from flowstage.synth.keys import DEFAULT_ALLOWED_LEVEL, DEFAULT_DENIED_LEVEL, KeyTable, key_table
 from flowstage.synth.records import FlowKey, PolicyHit
 from flowstage.synth.windows import RowBlock, row_blocks
 
-DEFAULT_BATCH_ROWS = 131_072
+DEFAULT_BATCH_ROWS = SYNTH_BATCH_ROWS
 SYNTH_FORMAT = "synth"
 
 
