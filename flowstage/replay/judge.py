@@ -56,8 +56,11 @@ class Delta:
                     self._global[direction].append(policy)
                 else:
                     self._namespaced[direction].setdefault(policy.namespace, []).append(policy)
-        # Per direction: the endpoint's identity (everything but its port) -> whether the delta may apply to it.
+        # Per direction: the endpoint's identity (everything but its port) -> whether the delta may apply to it;
+        # and the same per what the selectors read (effective labels and what is known of them), which many
+        # endpoints share (every pod of a workload, at every aggregation level).
         self._memo: dict[Direction, dict[tuple[object, ...], bool]] = {d: {} for d in Direction}
+        self._by_labels: dict[Direction, dict[tuple[object, ...], bool]] = {d: {} for d in Direction}
 
     @classmethod
     def between(cls, base: PolicySet, other: PolicySet) -> Delta:
@@ -74,7 +77,16 @@ class Delta:
             found = False
             if candidates:
                 facts = engine.resolver.resolve(subject)
-                found = any(p.applies_to.evaluate(facts.labels, facts.unknown) is not False for p in candidates)
+                known = (
+                    facts.namespace, facts.labels, facts.labels_known, facts.namespace_labels_known,
+                    facts.service_account_known, facts.service_account_labels_known, facts.uncertain, facts.derived,
+                )  # fmt: skip
+                by_labels = self._by_labels[direction]
+                found = by_labels.get(known)
+                if found is None:
+                    found = by_labels[known] = any(
+                        p.applies_to.evaluate(facts.labels, facts.unknown) is not False for p in candidates
+                    )
             memo[identity] = found
         return found
 
