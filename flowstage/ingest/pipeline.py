@@ -191,7 +191,9 @@ def _ingest_one(source: Source, writer: StoreWriter, normaliser: Normaliser, for
 def _unchanged(entry: dict[str, Any], stat: os.stat_result, compression: str | None) -> bool:
     if compression is None:
         return stat.st_size == entry["offset"] + entry.get("partial_tail", 0)
-    return stat.st_size == entry.get("file_size") and stat.st_mtime_ns == entry.get("mtime_ns")
+    # A compressed file's size says nothing of its content's: only a read to the end marks it complete.
+    return (stat.st_size == entry.get("file_size") and stat.st_mtime_ns == entry.get("mtime_ns")
+            and entry.get("complete", False))
 
 
 def _base_entry(content: Content, detection: Detection, stat: os.stat_result | None) -> dict[str, Any]:
@@ -220,6 +222,8 @@ def _ingest_lines(content: Content, detection: Detection, entry: dict[str, Any] 
     newlines = entry["newlines"] if entry else 0
     records = entry["records"] if entry else 0
     content.skip(offset)
+    done = {**base, "offset": offset, "newlines": newlines, "records": records,
+            "partial_tail": entry.get("partial_tail", 0) if entry else 0}
     for batch in _read_ahead(line_batches(content, newlines + 1, offset, batch_rows)):
         outcome = normaliser.run(writer, batch.table, detection.format, detection.framing, content.source.name,
                                  at_file_start=offset == 0)
@@ -228,11 +232,13 @@ def _ingest_lines(content: Content, detection: Detection, entry: dict[str, Any] 
             # A last line cut mid-record may be a writer still writing: read it again if the file grows.
             end, partial = batch.end - batch.unterminated_bytes, batch.unterminated_bytes
         records += outcome.read
-        _commit(writer, content, outcome, {**base, "offset": end, "newlines": batch.newlines, "records": records,
-                                           "partial_tail": partial})
+        done = {**base, "offset": end, "newlines": batch.newlines, "records": records, "partial_tail": partial}
+        _commit(writer, content, outcome, done)
         result.add(outcome)
         offset = end
         progress.at(content.raw_position)
+    if content.compression is not None and content.source.path is not None:
+        writer.commit(sources={content.source.name: {**done, "complete": True}})
 
 
 def _ingest_documents(content: Content, detection: Detection, entry: dict[str, Any] | None, base: dict[str, Any],
@@ -251,7 +257,7 @@ def _ingest_documents(content: Content, detection: Detection, entry: dict[str, A
         outcome.reasons[INVALID_JSON] += 1
     total = done + outcome.read
     _commit(writer, content, outcome, {**base, "offset": content.position, "newlines": text.count("\n"),
-                                       "records": total, "partial_tail": 0})
+                                       "records": total, "partial_tail": 0, "complete": True})
     result.add(outcome)
 
 
