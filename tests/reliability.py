@@ -298,7 +298,7 @@ class ConcurrencyReport:
 _READER_SQL = """WITH per_file AS (
     SELECT source_file, count(*) AS n, count(DISTINCT source_line) AS lines, min(source_line) AS lo,
            max(source_line) AS hi FROM flows GROUP BY 1)
-SELECT sum(n) AS rows, count(*) FILTER (WHERE lines <> n OR lo <> 1 OR hi <> n OR n % {batch} <> 0) AS torn_files
+SELECT CAST(sum(n) AS BIGINT) AS rows, count(*) FILTER (WHERE lines <> n OR lo <> 1 OR hi <> n OR n % {batch} <> 0) AS torn_files
 FROM per_file"""
 
 
@@ -311,16 +311,20 @@ def _reader(kind: str, store: Path, stop: threading.Event, report: ConcurrencyRe
         else:
             result = run("report", "--store", str(store), "--format", "json", "would_break")
         problem = None
-        if result.returncode != 0 or "Traceback" in result.stderr:
-            problem = f"{kind} failed while a writer wrote: {result.stderr[-1500:]}"
-        elif kind == "sql":
-            [seen] = json.loads(result.stdout)
-            if seen["torn_files"] or (seen["rows"] or 0) % BATCH_ROWS:
-                problem = f"sql saw a partial state: {seen}"
-        else:
-            summary = json.loads(result.stdout)["summary"]
-            if summary["replayed_rows"] != replayed or summary["stale_rows"] % BATCH_ROWS:
-                problem = f"report saw a partial state: {summary['replayed_rows']} replayed, {summary['stale_rows']} new"
+        try:
+            if result.returncode != 0 or "Traceback" in result.stderr:
+                problem = f"{kind} failed while a writer wrote: {result.stderr[-1500:]}"
+            elif kind == "sql":
+                [seen] = json.loads(result.stdout)
+                if seen["torn_files"] or (seen["rows"] or 0) % BATCH_ROWS:
+                    problem = f"sql saw a partial state: {seen}"
+            else:
+                summary = json.loads(result.stdout)["summary"]
+                if summary["replayed_rows"] != replayed or summary["stale_rows"] % BATCH_ROWS:
+                    problem = (f"report saw a partial state: {summary['replayed_rows']} replayed, "
+                               f"{summary['stale_rows']} new")
+        except (ValueError, KeyError, TypeError) as exc:
+            problem = f"{kind} printed what it should not: {exc}: {result.stdout[-500:]}"
         with lock:
             report.reader_runs += 1
             if problem:
