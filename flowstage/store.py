@@ -349,6 +349,16 @@ class StoreWriter:
         staged.unlink()
         return self._place(out, FLOWS, [(Path(name), count) for name, count, *_ in written])
 
+    def write_flow_table(self, table: pa.Table) -> list[Part]:
+        """Write canonical rows as one part per day under `flows/date=…/`, renamed in, not yet committed."""
+        files = _DayFiles(self.staging / uuid.uuid4().hex)
+        try:
+            files.write(table.cast(schema.FLOW_SCHEMA))
+        except BaseException:
+            files.abandon()
+            raise
+        return self.place_days(files.close())
+
     def place_days(self, files: list[tuple[Path, str, int]]) -> list[Part]:
         """Rename finished flow files, (path, day, rows), under `flows/date=<day>/`; not yet committed."""
         return [part for path, day, rows in files
@@ -515,6 +525,7 @@ class _DayFiles:
     def _start(self) -> tuple[pq.ParquetWriter, Path]:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"part-{uuid.uuid4()}.parquet"
+        # Snappy, as DuckDB writes by default: the store's parts read alike whichever writer made them.
         return pq.ParquetWriter(path, schema.FLOW_SCHEMA, compression="snappy",
                                 write_statistics=_WITH_STATISTICS), path
 

@@ -1,7 +1,7 @@
 """Normalising one batch of raw records into canonical flow rows and quarantine rows, vectorised in DuckDB.
 
-Records are parsed once with `json_transform`; labels and policy traces, which repeat heavily, are decoded
-once per distinct value in Python and joined back.
+Records are parsed once with `json_transform` into Arrow rows, checked and typed in the same pass; labels and
+policy traces, which repeat heavily, are decoded once per distinct value in Python and gathered by index.
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from flowstage import schema
 from flowstage.ingest.detect import FAMILY_OF, S3, SSE
 from flowstage.ingest.families import FAMILIES, MACROS, Family
-from flowstage.ingest.labels import LabelsError, decode_labels
 from flowstage.ingest.lines import INVALID_UTF8, UNTERMINATED
-from flowstage.ingest.policy_hits import TRACE_COLUMNS, TraceError, decode_policies
+from flowstage.ingest.lookups import TOO_DEEP, Lookup, label_lookup, trace_lookup
+from flowstage.ingest.policy_hits import TRACE_COLUMNS
 from flowstage.store import Part, StoreWriter
 
 RAW_CAP = 64 * 1024  # quarantined text kept per record
-_TOO_DEEP = "it nests too deeply to read (more than about a thousand levels)"
 
 # Quarantine reason codes.
 INVALID_JSON = "invalid_json"
@@ -32,8 +32,10 @@ WRONG_TYPE = "wrong_type"
 NOT_A_FLOW_RECORD = "not_a_flow_record"
 STREAM_ERROR = "stream_error"
 
-# json_transform structure of one trace: a list of POLICY_HIT objects.
-_HITS_SPEC = json.dumps([{f.name: schema.duckdb_type(f.type) for f in schema.POLICY_HIT}])
+# Columns the parse adds to the canonical ones: what is wrong with the record, and the texts the lookups decode.
+_PROBLEM = "fs_problem"
+_KEYS = {"source_labels": "fs_source_labels", "dest_labels": "fs_dest_labels", "policies": "fs_policies"}
+_LOOKED_UP = frozenset({"source_labels", "dest_labels", *TRACE_COLUMNS})
 
 
 @dataclass
@@ -77,87 +79,103 @@ class Normaliser:
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
         con.execute(MACROS).fetchall()
-        self._labels: dict[str, tuple[str | None, str | None]] = {}
-        self._traces: dict[str, tuple[dict[str, str | None], str | None]] = {}
+        self.labels: Lookup = label_lookup(con)
+        self.traces: Lookup = trace_lookup(con)
 
     def run(self, writer: StoreWriter, lines: pa.Table, fmt: str, framing: str, source_name: str,
             at_file_start: bool) -> BatchResult:
         family = FAMILIES[FAMILY_OF[fmt]]
-        con = self.con
-        con.register("fs_raw", lines)
+        self.con.register("fs_raw", lines)
         try:
-            return self._run(writer, family, fmt, framing, source_name, at_file_start)
+            rows = self._parse(family, fmt, framing, source_name)
         finally:
-            con.unregister("fs_raw")
-            con.execute("DROP TABLE IF EXISTS fs_parsed").fetchall()
-
-    def _run(self, writer: StoreWriter, family: Family, fmt: str, framing: str, source_name: str,
-             at_file_start: bool) -> BatchResult:
-        con = self.con
-        self._parse(family, framing)
-        result = BatchResult(read=con.execute("SELECT count(*) FROM fs_parsed").fetchone()[0])
-        problem = f"""CASE
-            WHEN flag = '{INVALID_UTF8}' THEN '{INVALID_UTF8}'
-            WHEN r IS NULL THEN 'unparsed'
-            WHEN NOT ({family.identity_sql()}) THEN '{NOT_A_FLOW_RECORD}'
-            ELSE '{WRONG_TYPE}:' || ({family.wrong_type_sql()}) END"""
-        bad = con.execute(
-            f"""SELECT p.line_no, p.problem, raw.text, raw.flag
-            FROM (SELECT line_no, {problem} AS problem FROM fs_parsed) p JOIN fs_raw raw USING (line_no)
-            WHERE p.problem IS NOT NULL ORDER BY p.line_no"""
-        ).fetchall()
-        quarantined = [self._classify(line_no, problem, text, flag, at_file_start, framing)
-                       for line_no, problem, text, flag in bad]
-        self._drop_lines([line_no for line_no, *_ in bad])
-
-        joins = (
-            f"LEFT JOIN fs_labels sl ON sl.key = {family.source_labels} "
-            f"LEFT JOIN fs_labels dl ON dl.key = {family.dest_labels} "
-            f"LEFT JOIN fs_traces tr ON tr.key = {family.policies}"
-        )
-        if self._lookups(family):
-            undecodable = con.execute(
-                f"""SELECT p.line_no, CASE WHEN sl.error IS NOT NULL THEN 'source_labels'
-                        WHEN dl.error IS NOT NULL THEN 'dest_labels' ELSE 'policies' END,
-                        coalesce(sl.error, dl.error, tr.error), raw.text
-                    FROM fs_parsed p {joins} JOIN fs_raw raw USING (line_no)
-                    WHERE coalesce(sl.error, dl.error, tr.error) IS NOT NULL"""
-            ).fetchall()
-            quarantined += [(line_no, WRONG_TYPE, f"field `{which}` has the wrong type: {error}", text.rstrip("\r\n"))
-                            for line_no, which, error, text in undecodable]
-            self._drop_lines([line_no for line_no, *_ in undecodable])
-        select = f"SELECT {self._columns(family, fmt, source_name)} FROM fs_parsed p {joins}"
-        result.flows = writer.write_flows(con, select)
+            self.con.unregister("fs_raw")
+        result = BatchResult(read=rows.num_rows)
+        rows, quarantined = self._problems(rows, lines, at_file_start, framing)
+        rows, undecodable = self._decode(rows, lines)
+        quarantined += undecodable
+        if rows.num_rows:
+            result.flows = writer.write_flow_table(self._canonical(rows))
         if quarantined:
             result.quarantine = self.write_quarantine(writer, quarantined, fmt, source_name)
             result.reasons.update(reason for _, reason, _, _ in quarantined)
             result.unterminated_quarantined = TRUNCATED_LAST_LINE in result.reasons
         return result
 
-    def _parse(self, family: Family, framing: str) -> None:
-        """Parse every record line once into `fs_parsed(line_no, flag, r)`; r is NULL for unreadable text."""
-        def create(tolerant: bool) -> None:
+    def _parse(self, family: Family, fmt: str, framing: str, source_name: str) -> pa.Table:
+        """Every record line parsed once into typed canonical columns, its problem (NULL when none) and the label
+        and trace texts; no table is materialised in DuckDB."""
+        problem = f"""CASE
+            WHEN flag = '{INVALID_UTF8}' THEN '{INVALID_UTF8}'
+            WHEN r IS NULL THEN 'unparsed'
+            WHEN NOT ({family.identity_sql()}) THEN '{NOT_A_FLOW_RECORD}'
+            ELSE '{WRONG_TYPE}:' || ({family.wrong_type_sql()}) END"""
+        keys = ", ".join(f"{getattr(family, name)} AS {alias}" for name, alias in _KEYS.items())
+
+        def query(tolerant: bool) -> pa.Table:
             parse = f"json_transform({_record_text(framing)}, {_quote(family.spec_json)})"
             if tolerant:
                 parse = f"TRY({parse})"
             if framing == SSE:
                 parse = f"CASE WHEN starts_with(text, 'data:') THEN {parse} END"
-            self.con.execute(
-                f"CREATE OR REPLACE TEMP TABLE fs_parsed AS SELECT line_no, flag, {parse} AS r "
-                f"FROM fs_raw WHERE {_is_record_line(framing)}"
-            ).fetchall()
+            return self.con.sql(
+                f"SELECT {self._columns(family, fmt, source_name)}, {problem} AS {_PROBLEM}, {keys} "
+                f"FROM (SELECT line_no, flag, {parse} AS r FROM fs_raw WHERE {_is_record_line(framing)}) p"
+            ).to_arrow_table()
 
         try:
-            create(tolerant=False)
+            return query(tolerant=False)
         except (duckdb.InvalidInputException, UnicodeDecodeError):
             # Some line is not JSON. TRY turns it into NULL, at about twice the cost: only when needed. (DuckDB's
             # message quotes the line, cut at a byte count: a cut inside a character fails to decode instead.)
-            create(tolerant=True)
+            return query(tolerant=True)
 
-    def _drop_lines(self, line_numbers: list[int]) -> None:
-        if line_numbers:
-            self.con.execute("DELETE FROM fs_parsed WHERE line_no IN (SELECT unnest(?::BIGINT[]))",
-                             [line_numbers]).fetchall()
+    def _problems(self, rows: pa.Table, lines: pa.Table, at_file_start: bool,
+                  framing: str) -> tuple[pa.Table, list[tuple[int, str, str, str]]]:
+        """Split off the records with a problem, classified for the quarantine."""
+        problems = rows.column(_PROBLEM)
+        if problems.null_count == rows.num_rows:
+            return rows, []
+        bad = pc.is_valid(problems)
+        found = rows.filter(bad).select(["source_line", _PROBLEM]).sort_by("source_line")
+        numbers = found.column("source_line").to_pylist()
+        quarantined = [self._classify(line_no, problem, text, flag, at_file_start, framing)
+                       for line_no, problem, (text, flag) in zip(
+                           numbers, found.column(_PROBLEM).to_pylist(), _raw_lines(lines, numbers), strict=True)]
+        return rows.filter(pc.invert(bad)), quarantined
+
+    def _decode(self, rows: pa.Table, lines: pa.Table) -> tuple[pa.Table, list[tuple[int, str, str, str]]]:
+        """Learn this batch's new labels and traces; split off the records whose value cannot be decoded."""
+        fields = [(name, self.traces if name == "policies" else self.labels, rows.column(alias))
+                  for name, alias in _KEYS.items()]
+        self.labels.learn(pa.chunked_array([*rows.column(_KEYS["source_labels"]).chunks,
+                                            *rows.column(_KEYS["dest_labels"]).chunks], pa.string()))
+        self.traces.learn(rows.column(_KEYS["policies"]))
+        masks = [mask for _, lookup, texts in fields if (mask := lookup.failing(texts)) is not None]
+        if not masks:
+            return rows, []
+        failing = masks[0]
+        for mask in masks[1:]:
+            failing = pc.or_kleene(failing, mask)
+        failing = pc.fill_null(failing, False)
+        found = rows.filter(failing).sort_by("source_line")
+        numbers = found.column("source_line").to_pylist()
+        quarantined = []
+        for i, (line_no, (text, _)) in enumerate(zip(numbers, _raw_lines(lines, numbers), strict=True)):
+            which, error = next((name, lookup.errors[value]) for name, lookup, _ in fields
+                                if (value := found.column(_KEYS[name])[i].as_py()) in lookup.errors)
+            quarantined.append((line_no, WRONG_TYPE, f"field `{which}` has the wrong type: {error}", text.rstrip("\r\n")))
+        return rows.filter(pc.invert(failing)), quarantined
+
+    def _canonical(self, rows: pa.Table) -> pa.Table:
+        """The schema's columns: typed by the parse, labels and traces gathered from the lookups."""
+        looked_up = {
+            "source_labels": self.labels.gather(rows.column(_KEYS["source_labels"]))["labels"],
+            "dest_labels": self.labels.gather(rows.column(_KEYS["dest_labels"]))["labels"],
+            **self.traces.gather(rows.column(_KEYS["policies"])),
+        }
+        return pa.Table.from_arrays([looked_up[n] if n in looked_up else rows.column(n) for n in schema.COLUMN_NAMES],
+                                    names=list(schema.COLUMN_NAMES))
 
     # --- quarantine ----------------------------------------------------------------------------------------
 
@@ -180,7 +198,7 @@ class Normaliser:
         try:
             json.loads(record)
         except RecursionError:
-            return line_no, INVALID_JSON, f"not valid JSON: {_TOO_DEEP}", body
+            return line_no, INVALID_JSON, f"not valid JSON: {TOO_DEEP}", body
         except ValueError as exc:
             if at_file_start and line_no == 1 and not record.lstrip().startswith(("{", "[")):
                 return line_no, TRUNCATED_FIRST_LINE, "the file starts in the middle of a record", body
@@ -206,74 +224,23 @@ class Normaliser:
         finally:
             self.con.execute("DROP TABLE fs_quarantine_rows").fetchall()
 
-    # --- labels and policy traces --------------------------------------------------------------------------
-
-    def _decode(self, label_keys: list[str], trace_keys: list[str]) -> None:
-        """Decode values not seen before; kept as JSON text that DuckDB turns into the schema's types."""
-        for key in label_keys:
-            if key not in self._labels:
-                try:
-                    pairs = decode_labels(json.loads(key))
-                    entries = None if pairs is None else json.dumps([{"key": k, "value": v} for k, v in pairs])
-                    self._labels[key] = (entries, None)
-                except LabelsError as exc:
-                    self._labels[key] = (None, str(exc))
-                except RecursionError:
-                    self._labels[key] = (None, _TOO_DEEP)
-        for key in trace_keys:
-            if key not in self._traces:
-                try:
-                    traces = decode_policies(json.loads(key))
-                    self._traces[key] = ({c: None if h is None else json.dumps(h) for c, h in traces.items()}, None)
-                except (TraceError, ValueError, TypeError) as exc:
-                    self._traces[key] = (dict.fromkeys(TRACE_COLUMNS), str(exc))
-                except RecursionError:
-                    self._traces[key] = (dict.fromkeys(TRACE_COLUMNS), _TOO_DEEP)
-
-    def _lookups(self, family: Family) -> bool:
-        """Make `fs_labels` and `fs_traces` for this batch's distinct values; say whether any is undecodable."""
-        con = self.con
-        label_keys = [k for (k,) in con.execute(
-            f"SELECT DISTINCT k FROM (SELECT {family.source_labels} AS k FROM fs_parsed "
-            f"UNION ALL SELECT {family.dest_labels} FROM fs_parsed) WHERE k IS NOT NULL"
-        ).fetchall()]
-        trace_keys = [k for (k,) in con.execute(
-            f"SELECT DISTINCT {family.policies} FROM fs_parsed WHERE {family.policies} IS NOT NULL"
-        ).fetchall()]
-        self._decode(label_keys, trace_keys)
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE fs_labels AS SELECT unnest($1::VARCHAR[]) AS key,
-                CAST(map_from_entries(json_transform(unnest($2::VARCHAR[]), '[{{"key":"VARCHAR","value":"VARCHAR"}}]'))
-                     AS {schema.duckdb_type(schema.LABELS)}) AS labels,
-                unnest($3::VARCHAR[]) AS error""",
-            [label_keys, [self._labels[k][0] for k in label_keys], [self._labels[k][1] for k in label_keys]],
-        ).fetchall()
-        hits = _quote(_HITS_SPEC)
-        traces = ", ".join(
-            f"CAST(json_transform(unnest(${i}::VARCHAR[]), {hits}) AS {schema.duckdb_type(schema.POLICY_HITS)}) AS {c}"
-            for i, c in enumerate(TRACE_COLUMNS, start=2))
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE fs_traces AS SELECT unnest($1::VARCHAR[]) AS key, {traces},
-                unnest(${len(TRACE_COLUMNS) + 2}::VARCHAR[]) AS error""",
-            [trace_keys, *[[self._traces[k][0][c] for k in trace_keys] for c in TRACE_COLUMNS],
-             [self._traces[k][1] for k in trace_keys]],
-        ).fetchall()
-        return any(self._labels[k][1] for k in label_keys) or any(self._traces[k][1] for k in trace_keys)
-
     # --- the canonical row -----------------------------------------------------------------------------------
 
     @staticmethod
     def _columns(family: Family, fmt: str, source_name: str) -> str:
-        special = {
-            "source_labels": "sl.labels",
-            "dest_labels": "dl.labels",
-            **{c: f"tr.{c}" for c in TRACE_COLUMNS},
-            "format": _quote(fmt),
-            "source_file": _quote(source_name),
-            "source_line": "p.line_no",
-        }
+        """SQL of every canonical column the parse types (all but the looked-up labels and traces)."""
+        special = {"format": _quote(fmt), "source_file": _quote(source_name), "source_line": "p.line_no"}
         exprs = []
         for column in schema.COLUMNS:
+            if column.name in _LOOKED_UP:
+                continue
             sql = special.get(column.name) or family.columns.get(column.name, "NULL")
             exprs.append(f'CAST({sql} AS {schema.duckdb_type(column.type)}) AS "{column.name}"')
         return ",\n".join(exprs)
+
+
+def _raw_lines(lines: pa.Table, numbers: list[int]) -> list[tuple[str, str | None]]:
+    """(text, flag) of the given line numbers of a line table."""
+    positions = pc.index_in(pa.array(numbers, pa.int64()), value_set=lines.column("line_no").combine_chunks())
+    found = lines.take(positions)
+    return list(zip(found.column("text").to_pylist(), found.column("flag").to_pylist(), strict=True))
