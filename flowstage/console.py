@@ -6,10 +6,18 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 out = Console(highlight=False, soft_wrap=False)
 err = Console(stderr=True, highlight=False)
@@ -46,5 +54,26 @@ def escape(text: str) -> str:
     """Make text from logs or users safe for the terminal: no rich markup, no control sequences."""
     from rich.markup import escape as markup_escape
 
-    cleaned = "".join(ch if ch in "\n\t" or (ch.isprintable()) else f"\\x{ord(ch):02x}" for ch in text)
-    return markup_escape(cleaned)
+    return markup_escape(printable(text))
+
+
+def printable(text: str) -> str:
+    """Text with every control or format character (ESC, BEL, NUL, C1 controls, bidi overrides) written as a
+    `\\uXXXX` escape, shown and never obeyed; line breaks and tabs stay. Inside a JSON string the escape is JSON."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch in "\n\t" or ch.isprintable() else _escaped(ord(ch)) for ch in text)
+
+
+def _escaped(code: int) -> str:
+    if code > 0xFFFF:
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+def write_stdout(text: str) -> None:
+    """Write a rendered result to standard output; on a terminal, control characters from logs are shown as
+    escapes instead of reaching it (a file or pipe gets the text unchanged)."""
+    sys.stdout.write(printable(text) if sys.stdout.isatty() else text)
+    sys.stdout.flush()

@@ -83,7 +83,18 @@ def write_result(result: Result, fmt: str = "table", output: str | Path | None =
     if output is not None:
         with Path(output).open("w", encoding="utf-8", newline="") as fh:
             return _write_text(fmt, schema, batches, fh, to_terminal=False)
-    return _write_text(fmt, schema, batches, sys.stdout, to_terminal=True)
+    out: IO[str] = _Printable(sys.stdout) if sys.stdout.isatty() else sys.stdout  # type: ignore[assignment]
+    return _write_text(fmt, schema, batches, out, to_terminal=True)
+
+
+class _Printable:
+    """Standard output on a terminal: control characters in values are written as escapes, never obeyed."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+
+    def write(self, text: str) -> int:
+        return self.out.write(console.printable(text))
 
 
 def _write_parquet(schema: pa.Schema, batches: Iterator[pa.RecordBatch], output: str | Path | None) -> int:

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -82,7 +81,7 @@ def check(
                 for o in result.outcomes
             ],
         }
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        console.write_stdout(json.dumps(payload, indent=2) + "\n")
     else:
         print_result(result)
     raise typer.Exit(result.exit_code)

@@ -5,7 +5,6 @@ A thin skin over `flowstage.report`: parse options, build the report, write it i
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -22,8 +21,7 @@ SCREEN_TOP = 20  # rows per report when a person reads the result
 
 def _emit(text: str, output: Path | None) -> None:
     if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        console.write_stdout(text)
         return
     try:
         output.write_text(text, encoding="utf-8")
