@@ -10,7 +10,9 @@ import base64
 import csv
 import datetime as dt
 import decimal
+import html
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,8 +149,13 @@ def _write_text(fmt: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch], 
     return rows
 
 
+_MD_SPECIAL = re.compile(r"([\\`|\[\]])")
+
+
 def _md(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    """A Markdown table cell: one line, no HTML, no links or images, no code spans, no control characters."""
+    text = console.printable(" ".join(text.split()))
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 
 def _write_table(names: list[str], batches: Iterator[pa.RecordBatch], out: IO[str], to_terminal: bool) -> int:

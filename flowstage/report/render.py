@@ -238,8 +238,8 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]|])")
 
 
 def md_escape(text: str) -> str:
-    """Text safe in a Markdown table cell: no markup, no HTML, no column breaks, one line."""
-    text = " ".join(text.split())
+    """Text safe in a Markdown table cell: no markup, no HTML, no column breaks, no control characters, one line."""
+    text = fs_console.printable(" ".join(text.split()))
     return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 
