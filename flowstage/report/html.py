@@ -11,6 +11,7 @@ import datetime as dt
 import html
 from typing import Any
 
+from flowstage.console import printable
 from flowstage.report.build import Report, Section, format_bytes, format_time
 from flowstage.report.render import NONE, display_table, numeric_columns, title
 
@@ -45,7 +46,8 @@ details { color: #5b6575; font-size: .85rem; }
 
 
 def esc(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    # Control and bidi characters would reach a reader as raw bytes (or reorder the text around them): shown.
+    return html.escape(printable("" if value is None else str(value)), quote=True)
 
 
 def render_html(report: Report, title: str = "flowstage report") -> str:
