@@ -61,7 +61,8 @@ def find_row(con: duckdb.DuckDBPyConnection, *, line: str | None = None, row_id:
     rows = _rows(con, "source_line = ? AND source_file = ?", [number, absolute])
     if not rows:
         # A relative or shortened path: match by trailing path components.
-        rows = _rows(con, "source_line = ? AND (source_file = ? OR source_file LIKE ?)", [number, file, f"%/{file}"])
+        # ends_with, not LIKE: `%` and `_` in the name the user typed are characters, not wildcards.
+        rows = _rows(con, "source_line = ? AND (source_file = ? OR ends_with(source_file, ?))", [number, file, f"/{file}"])
     files = sorted({r["source_file"] for r in rows})
     if len(files) > 1:
         listed = "\n  ".join(files)
