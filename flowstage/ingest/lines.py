@@ -51,7 +51,30 @@ class LineBatch:
     unterminated_bytes: int = 0  # length of a final line without newline, included in `end`
 
 
-def _texts(data: bytes, ends: np.ndarray) -> tuple[pa.Array, pa.Array]:
+LONG_LINE = 256  # bytes: flow records are longer, so newlines are found one by one rather than byte by byte
+
+
+def _line_ends(data: bytes, start: int, end: int, long_lines: bool) -> tuple[np.ndarray, bool]:
+    """Offsets just past each newline of data[start:end], counted from `start`; and whether lines were long.
+
+    Long lines: `bytes.find` jumps from newline to newline, cheaper than comparing every byte. Once lines turn
+    out short, a vectorised pass over the bytes is cheaper, and stays in use for the rest of the content.
+    """
+    if long_lines:
+        ends: list[int] = []
+        limit = (end - start) // LONG_LINE + 16
+        find = data.find
+        position = find(b"\n", start, end)
+        while position >= 0 and len(ends) <= limit:
+            ends.append(position + 1 - start)
+            position = find(b"\n", position + 1, end)
+        if position < 0:
+            return np.array(ends, dtype=np.int64), True
+    bytes_ = np.frombuffer(data, dtype=np.uint8, count=end - start, offset=start)
+    return np.flatnonzero(bytes_ == 10) + 1, False
+
+
+def _texts(data: bytes | memoryview, ends: np.ndarray) -> tuple[pa.Array, pa.Array]:
     """Lines of `data` ending at `ends` (exclusive) → (text, flag) arrays, zero-copy when the bytes are UTF-8."""
     offsets = np.empty(len(ends) + 1, dtype=np.int32)
     offsets[0] = 0
@@ -62,7 +85,7 @@ def _texts(data: bytes, ends: np.ndarray) -> tuple[pa.Array, pa.Array]:
     except pa.ArrowInvalid:
         texts, flags = [], []
         for start, end in zip(offsets[:-1], offsets[1:], strict=True):
-            raw = data[start:end]
+            raw = bytes(data[start:end])
             try:
                 texts.append(raw.decode("utf-8"))
                 flags.append(None)
@@ -92,6 +115,7 @@ def line_batches(content: Content, first_line: int, start_offset: int, batch_row
         return batch
 
     at_start = start_offset == 0
+    long_lines = True
     damage: OSError | None = None
     chunks = content.chunks(CHUNK_BYTES)
     while True:
@@ -109,31 +133,38 @@ def line_batches(content: Content, first_line: int, start_offset: int, batch_row
                 # A byte-order mark belongs to the file, not to its first record.
                 chunk = chunk[len(UTF8_BOM):]
                 offset += len(UTF8_BOM)
-        data = carry + chunk if carry else chunk
-        last = data.rfind(b"\n")
-        if last < 0:
-            carry = data
+        first = chunk.find(b"\n")
+        if first < 0:
+            carry += chunk
             continue
-        carry = data[last + 1:]
-        data = data[:last + 1]
-        ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10) + 1
-        start = 0
-        while start < len(ends):
-            take = min(len(ends) - start, batch_rows - rows)
-            piece_start = int(ends[start - 1]) if start else 0
-            piece_end = int(ends[start + take - 1])
-            text, flag = _texts(data[piece_start:piece_end], ends[start:start + take] - piece_start)
-            texts.append(text)
-            flags.append(flag)
-            numbers.append(np.arange(line_no, line_no + take, dtype=np.int64))
-            line_no += take
-            newlines += take
-            offset += piece_end - piece_start
-            rows += take
-            size += piece_end - piece_start
-            start += take
-            if rows >= batch_rows or size >= MAX_BATCH_BYTES:
-                yield flush()
+        last = chunk.rfind(b"\n")
+        # Lines are cut out of the chunk by offsets, without copying it; only the line that spans the boundary
+        # with the previous chunk is put together.
+        body_ends, long_lines = _line_ends(chunk, first + 1, last + 1, long_lines)
+        pieces = [(memoryview(chunk)[first + 1:last + 1], body_ends)]
+        if carry:
+            pieces.insert(0, (memoryview(carry + chunk[:first + 1]), np.array([len(carry) + first + 1])))
+        else:
+            pieces.insert(0, (memoryview(chunk)[:first + 1], np.array([first + 1])))
+        carry = chunk[last + 1:]
+        for data, ends in pieces:
+            start = 0
+            while start < len(ends):
+                take = min(len(ends) - start, batch_rows - rows)
+                piece_start = int(ends[start - 1]) if start else 0
+                piece_end = int(ends[start + take - 1])
+                text, flag = _texts(data[piece_start:piece_end], ends[start:start + take] - piece_start)
+                texts.append(text)
+                flags.append(flag)
+                numbers.append(np.arange(line_no, line_no + take, dtype=np.int64))
+                line_no += take
+                newlines += take
+                offset += piece_end - piece_start
+                rows += take
+                size += piece_end - piece_start
+                start += take
+                if rows >= batch_rows or size >= MAX_BATCH_BYTES:
+                    yield flush()
     if carry.strip():
         text, flag = _texts(carry, np.array([len(carry)]))
         texts.append(text)
