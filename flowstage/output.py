@@ -132,7 +132,7 @@ def _write_text(fmt: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch], 
                 rows += 1
         return rows
     if fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180: a CR in a value is then quoted too
         writer.writerow(names)
         for batch in batches:
             for row in _rows(batch):

@@ -314,7 +314,7 @@ def to_json(report: Report) -> str:
 
 def csv_text(section: Section) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\r\n")  # RFC 4180: a CR in a value is then quoted too
     writer.writerow(section.table.column_names)
     for row in table_rows(section.table):
         writer.writerow(["" if v is None else _csv_cell(v) for v in row.values()])
