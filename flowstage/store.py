@@ -323,32 +323,6 @@ class StoreWriter:
 
     # --- staging -------------------------------------------------------------------------------------------
 
-    def write_flows(self, con: duckdb.DuckDBPyConnection, select_sql: str) -> list[Part]:
-        """Run `select_sql` (canonical columns) into parts under `flows/date=…/`, renamed in, not yet committed."""
-        self.staging.mkdir(parents=True, exist_ok=True)
-        staged = self.staging / f"part-{uuid.uuid4()}.parquet"
-        [(_, rows, _, _, stats, *_)] = con.execute(
-            f"COPY ({select_sql}) TO $path (FORMAT parquet, RETURN_STATS)", {"path": str(staged)}
-        ).fetchall()
-        if rows == 0:
-            staged.unlink()
-            return []
-        start = stats.get('"start_time"', {})
-        first, last = start.get("min", ""), start.get("max", "")
-        if start.get("null_count") == "0" and first[:10] == last[:10]:
-            # The usual batch: one day. Stats tell without a second pass over the rows.
-            return self._place(self.staging, FLOWS, [(staged, rows)], folder=f"date={first[:10]}")
-        # A batch across midnight (or without start times) is split by day from the staged file.
-        out = self.staging / uuid.uuid4().hex
-        written = con.execute(
-            "COPY (SELECT *, coalesce(strftime(coalesce(start_time, end_time), '%Y-%m-%d'), 'unknown') AS date "
-            "FROM read_parquet($staged)) TO $out "
-            "(FORMAT parquet, PARTITION_BY (date), FILENAME_PATTERN 'part-{uuid}', RETURN_STATS)",
-            {"staged": str(staged), "out": str(out)},
-        ).fetchall()
-        staged.unlink()
-        return self._place(out, FLOWS, [(Path(name), count) for name, count, *_ in written])
-
     def write_flow_table(self, table: pa.Table) -> list[Part]:
         """Write canonical rows as one part per day under `flows/date=…/`, renamed in, not yet committed."""
         files = _DayFiles(self.staging / uuid.uuid4().hex)
