@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import duckdb
 import numpy as np
@@ -41,6 +41,7 @@ DEFAULT_LOCK_TIMEOUT = LOCK_TIMEOUT
 FLOWS = "flows"
 QUARANTINE = "quarantine"
 _BUILTIN = (FLOWS, QUARANTINE)
+T = TypeVar("T")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -238,7 +239,8 @@ class Store:
                     writer.commit(flows=parts, sources={source: entry})
                     total += rows
 
-            behind = _WriteBehind([lambda table, files=files: commit(files.write(table)) for files in day_files])
+            behind: WriteBehind[pa.Table] = WriteBehind(
+                [lambda table, files=files: commit(files.write(table)) for files in day_files])
             try:
                 for batch in batches:
                     table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
@@ -509,18 +511,20 @@ class _DayFiles:
         return path, day, count
 
 
-class _WriteBehind:
-    """Runs queued items through workers, one thread each; one item waits in the queue (memory: a few items)."""
+class WriteBehind(Generic[T]):
+    """Writes behind the caller: queued items go through `workers`, a thread each, while the caller makes the
+    next one. One item waits in the queue, so memory holds a few items; a worker's error is raised in the
+    caller's thread at its next `put` or at `finish`. With one worker, items are handled in order."""
 
-    def __init__(self, workers: list[Callable[[pa.Table], None]]) -> None:
-        self.queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=1)
+    def __init__(self, workers: list[Callable[[T], None]]) -> None:
+        self.queue: queue.Queue[T | None] = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
-        self.threads = [threading.Thread(target=self._run, args=(work,), name="flowstage-append", daemon=True)
+        self.threads = [threading.Thread(target=self._run, args=(work,), name="flowstage-write", daemon=True)
                         for work in workers]
         for thread in self.threads:
             thread.start()
 
-    def _run(self, work: Callable[[pa.Table], None]) -> None:
+    def _run(self, work: Callable[[T], None]) -> None:
         while (item := self.queue.get()) is not None:
             if self.error is None:
                 try:
@@ -528,7 +532,7 @@ class _WriteBehind:
                 except BaseException as exc:  # raised in the caller's thread at its next put or at finish
                     self.error = exc
 
-    def put(self, item: pa.Table) -> None:
+    def put(self, item: T) -> None:
         while True:
             if self.error is not None:
                 raise self.error

@@ -45,10 +45,17 @@ class BatchResult:
     quarantine: list[Part] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
     unterminated_quarantined: bool = False
+    rows: pa.Table | None = None  # canonical rows that `stage` writes as flow parts
 
     @property
     def stored(self) -> int:
         return sum(p.rows for p in self.flows)
+
+    def stage(self, writer: StoreWriter) -> None:
+        """Write the batch's flow rows as parts, renamed into place, not yet committed."""
+        if self.rows is not None and self.rows.num_rows:
+            self.flows = writer.write_flow_table(self.rows)
+        self.rows = None
 
 
 def _quote(text: str) -> str:
@@ -66,11 +73,12 @@ def _record_text(framing: str) -> str:
 
 def _is_record_line(framing: str) -> str:
     """SQL: does this raw line hold a record (blank lines and SSE bookkeeping lines do not)?"""
-    # A cheap length test first: trimming every long line costs more than parsing it.
-    blank = "strlen(text) <= 64 AND trim(text, E' \\t\\r\\n') = ''"
+    # A cheap length test settles long lines: trimming every long line costs more than parsing it, and DuckDB
+    # trims under a plain AND / OR anyway, so a CASE keeps the trim to short lines.
+    not_blank = "CASE WHEN strlen(text) > 64 THEN true ELSE trim(text, E' \\t\\r\\n') != '' END"
     if framing == SSE:
-        return f"NOT ({blank}) AND (starts_with(text, 'data:') OR starts_with(text, 'error:'))"
-    return f"NOT ({blank})"
+        return f"{not_blank} AND (starts_with(text, 'data:') OR starts_with(text, 'error:'))"
+    return not_blank
 
 
 class Normaliser:
@@ -84,6 +92,7 @@ class Normaliser:
 
     def run(self, writer: StoreWriter, lines: pa.Table, fmt: str, framing: str, source_name: str,
             at_file_start: bool) -> BatchResult:
+        """Normalise one batch: quarantine parts staged, flow rows ready for `BatchResult.stage`."""
         family = FAMILIES[FAMILY_OF[fmt]]
         self.con.register("fs_raw", lines)
         try:
@@ -95,7 +104,7 @@ class Normaliser:
         rows, undecodable = self._decode(rows, lines)
         quarantined += undecodable
         if rows.num_rows:
-            result.flows = writer.write_flow_table(self._canonical(rows))
+            result.rows = self._canonical(rows)
         if quarantined:
             result.quarantine = self.write_quarantine(writer, quarantined, fmt, source_name)
             result.reasons.update(reason for _, reason, _, _ in quarantined)

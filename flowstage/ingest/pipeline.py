@@ -24,7 +24,7 @@ from flowstage.ingest.lines import line_batches
 from flowstage.ingest.normalise import INVALID_JSON, BatchResult, Normaliser
 from flowstage.ingest.sources import FINGERPRINT_BYTES, Content, Source, expand
 from flowstage.options import INGEST_BATCH_ROWS
-from flowstage.store import DEFAULT_LOCK_TIMEOUT, Store, StoreWriter
+from flowstage.store import DEFAULT_LOCK_TIMEOUT, Store, StoreWriter, WriteBehind
 
 DEFAULT_BATCH_ROWS = INGEST_BATCH_ROWS
 
@@ -215,6 +215,13 @@ def _commit(writer: StoreWriter, content: Content, batch: BatchResult, entry: di
     writer.commit(flows=batch.flows, quarantine=batch.quarantine, sources=sources)
 
 
+def _stage_and_commit(job: tuple[StoreWriter, Content, BatchResult, dict[str, Any], FileResult]) -> None:
+    writer, content, outcome, done, result = job
+    outcome.stage(writer)
+    _commit(writer, content, outcome, done)
+    result.add(outcome)
+
+
 def _ingest_lines(content: Content, detection: Detection, entry: dict[str, Any] | None, base: dict[str, Any],
                   writer: StoreWriter, normaliser: Normaliser, batch_rows: int, result: FileResult,
                   progress: _Progress) -> None:
@@ -224,19 +231,23 @@ def _ingest_lines(content: Content, detection: Detection, entry: dict[str, Any] 
     content.skip(offset)
     done = {**base, "offset": offset, "newlines": newlines, "records": records,
             "partial_tail": entry.get("partial_tail", 0) if entry else 0}
-    for batch in _read_ahead(line_batches(content, newlines + 1, offset, batch_rows)):
-        outcome = normaliser.run(writer, batch.table, detection.format, detection.framing, content.source.name,
-                                 at_file_start=offset == 0)
-        end, partial = batch.end, 0
-        if outcome.unterminated_quarantined:
-            # A last line cut mid-record may be a writer still writing: read it again if the file grows.
-            end, partial = batch.end - batch.unterminated_bytes, batch.unterminated_bytes
-        records += outcome.read
-        done = {**base, "offset": end, "newlines": batch.newlines, "records": records, "partial_tail": partial}
-        _commit(writer, content, outcome, done)
-        result.add(outcome)
-        offset = end
-        progress.at(content.raw_position)
+    # Parquet is written and committed behind the reading: the next batch is parsed meanwhile, in order.
+    behind = WriteBehind([_stage_and_commit])
+    try:
+        for batch in _read_ahead(line_batches(content, newlines + 1, offset, batch_rows)):
+            outcome = normaliser.run(writer, batch.table, detection.format, detection.framing, content.source.name,
+                                     at_file_start=offset == 0)
+            end, partial = batch.end, 0
+            if outcome.unterminated_quarantined:
+                # A last line cut mid-record may be a writer still writing: read it again if the file grows.
+                end, partial = batch.end - batch.unterminated_bytes, batch.unterminated_bytes
+            records += outcome.read
+            done = {**base, "offset": end, "newlines": batch.newlines, "records": records, "partial_tail": partial}
+            behind.put((writer, content, outcome, done, result))
+            offset = end
+            progress.at(content.raw_position)
+    finally:
+        behind.finish()  # what was read before a failure is committed before the failure is reported
     if content.compression is not None and content.source.path is not None:
         writer.commit(sources={content.source.name: {**done, "complete": True}})
 
@@ -256,6 +267,7 @@ def _ingest_documents(content: Content, detection: Detection, entry: dict[str, A
         outcome.quarantine.extend(extra)
         outcome.reasons[INVALID_JSON] += 1
     total = done + outcome.read
+    outcome.stage(writer)
     _commit(writer, content, outcome, {**base, "offset": content.position, "newlines": text.count("\n"),
                                        "records": total, "partial_tail": 0, "complete": True})
     result.add(outcome)
