@@ -208,11 +208,10 @@ def query(store: str | Path, sql: str, master: str | None = None) -> pa.Table:
     if not isinstance(statements[0], exp.Query):
         kind = statements[0].key.upper()
         raise UsageError(f"flowstage sql is read-only: {kind} statements are refused; use SELECT")
-    frame = open_store(store, master).sql(sqlfuncs.rewrite(sql))
     try:
-        return frame.toArrow()
-    except Exception as exc:
-        raise UsageError(f"query failed: {_first_line(exc)}") from None
+        return open_store(store, master).run(sqlfuncs.rewrite(sql))
+    except SparkQueryError as exc:
+        raise UsageError(f"query failed: {exc}") from None
 
 
 def _first_line(exc: BaseException) -> str:

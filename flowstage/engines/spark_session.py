@@ -139,6 +139,7 @@ def spark_session(
     active = SparkSession.getActiveSession()
     if active is not None:
         _apply(active, DUCKDB_SEMANTICS)
+        _quiet_python_loggers()
         return active
     builder = SparkSession.builder.appName(app_name)
     for key, value in DUCKDB_SEMANTICS.items():
@@ -159,9 +160,22 @@ def spark_session(
     elif shuffle_partitions is not None:
         builder = builder.config("spark.sql.shuffle.partitions", str(shuffle_partitions))
     try:
-        return builder.getOrCreate()
+        session = builder.getOrCreate()
     except Exception as exc:  # the JVM failed to start: Py4J and pyspark raise plain exceptions for that
-        raise SparkUnavailable(f"Spark did not start ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})") from exc
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SparkUnavailable(f"Spark did not start ({reason})") from exc
+    _quiet_python_loggers()
+    return session
+
+
+def _quiet_python_loggers() -> None:
+    """pyspark logs every failed query with its whole JVM stack trace; flowstage reports the failure itself."""
+    import logging
+
+    from pyspark.logger import PySparkLogger
+
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _apply(session: SparkSession, settings: dict[str, str]) -> None:

@@ -16,6 +16,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import sqlglot
+from sqlglot import exp
 
 from flowstage.engines.translate import to_spark
 from flowstage.errors import FlowstageError, StoreError
@@ -141,6 +143,62 @@ class SparkStore:
         except Exception as exc:
             raise SparkQueryError(f"Spark could not run the query{_origin(sql)}: {_spark_message(exc)}") from None
 
+    def run(self, sql: str, params: dict[str, Any] | Sequence[Any] | None = None) -> pa.Table:
+        """Run DuckDB-dialect SQL on Spark and collect the answer as Arrow.
+
+        A CTE the statement reads more than once is computed once, as DuckDB does: Spark would inline it at
+        every reference and scan the replay again each time.
+        """
+        text = self.translate(sql)
+        origin = _origin(sql)
+        shared: list[DataFrame] = []
+        try:
+            text = self._materialize_shared_ctes(text, shared)
+            if params is None:
+                frame = self.session.sql(text)
+            else:
+                frame = self.session.sql(text, args=dict(params) if isinstance(params, dict) else list(params))
+            return frame.toArrow()
+        except SparkQueryError:
+            raise
+        except Exception as exc:
+            raise SparkQueryError(f"Spark could not run the query{origin}: {_spark_message(exc)}") from None
+        finally:
+            for frame in shared:
+                frame.unpersist()
+
+    def _materialize_shared_ctes(self, text: str, shared: list[DataFrame]) -> str:
+        tree = sqlglot.parse_one(text, read="spark")
+        with_ = tree.args.get("with_")
+        if with_ is None:
+            return text
+        for cte in list(with_.expressions):
+            name = cte.alias
+            readers = [t for t in tree.find_all(exp.Table) if t.name == name and not t.db]
+            if len(readers) < 2 or cte.this.find(exp.Placeholder) is not None:
+                continue
+            # The body with the CTEs before it (those still inline), as a query of its own.
+            earlier = [c.copy() for c in with_.expressions[: with_.expressions.index(cte)]]
+            body = cte.this.copy()
+            if earlier:
+                body.set("with_", exp.With(expressions=earlier))
+            frame = self.session.sql(body.sql(dialect="spark"))
+            columns = [c.name for c in cte.args["alias"].columns]
+            if columns:  # `name (a, b) AS (…)`: the CTE's own column names
+                frame = frame.toDF(*columns)
+            frame = frame.localCheckpoint(eager=True)
+            shared.append(frame)
+            table = f"flowstage_cte_{name}_{uuid.uuid4().hex[:8]}"
+            frame.createOrReplaceTempView(table)
+            for reader in readers:
+                reader.set("this", exp.to_identifier(table))
+                if not reader.alias:
+                    reader.set("alias", exp.TableAlias(this=exp.to_identifier(name)))
+            cte.pop()
+        if not with_.expressions:
+            tree.set("with_", None)
+        return tree.sql(dialect="spark")
+
     def connect(self) -> SparkConnection:
         return SparkConnection(self)
 
@@ -169,19 +227,17 @@ def _spark_message(exc: BaseException) -> str:
 
 
 class SparkResult:
-    """A Spark query's answer, read the ways the report library reads a DuckDB result."""
+    """A Spark query's answer, read the ways the report library reads a DuckDB result (run on first read)."""
 
-    def __init__(self, frame: DataFrame, origin: str) -> None:
-        self.frame = frame
-        self._origin = origin
+    def __init__(self, store: SparkStore, sql: str, params: dict[str, Any] | Sequence[Any] | None) -> None:
+        self._store = store
+        self._sql = sql
+        self._params = params
         self._table: pa.Table | None = None
 
     def to_arrow_table(self) -> pa.Table:
         if self._table is None:
-            try:
-                self._table = self.frame.toArrow()
-            except Exception as exc:
-                raise SparkQueryError(f"Spark failed running the query{self._origin}: {_spark_message(exc)}") from None
+            self._table = self._store.run(self._sql, self._params)
         return self._table
 
     def fetchall(self) -> list[tuple[Any, ...]]:
@@ -195,7 +251,7 @@ class SparkResult:
 
     @property
     def description(self) -> list[tuple[str, ...]]:
-        return [(name,) for name in self.frame.columns]
+        return [(name,) for name in self.to_arrow_table().column_names]
 
 
 class SparkConnection:
@@ -206,7 +262,7 @@ class SparkConnection:
         self.store = store
 
     def sql(self, query: str, params: dict[str, Any] | Sequence[Any] | None = None) -> SparkResult:
-        return SparkResult(self.store.sql(query, params), _origin(query))
+        return SparkResult(self.store, query, params)
 
     def execute(self, query: str, parameters: dict[str, Any] | Sequence[Any] | None = None) -> SparkResult:
         return self.sql(query, parameters)
