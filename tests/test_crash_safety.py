@@ -17,7 +17,6 @@ import pytest
 import reliability
 
 from flowstage.ingest.pipeline import _read_ahead
-from flowstage.store import Store
 
 
 @pytest.mark.slow
@@ -85,7 +84,7 @@ def test_a_replay_killed_before_it_publishes_leaves_the_previous_replay_whole(tm
     runs = {}
     for name, action, verdict in (("allow-everything", "Allow", "allow"), ("deny-everything", "Deny", "deny")):
         path = tmp_path / f"{name}.yaml"
-        path.write_text(reliability.ALLOW_ALL.format(name=name, action=action))
+        path.write_text(reliability.EVERYTHING_POLICY.format(name=name, action=action))
         runs[str(path)] = (name, verdict)
     first, second = runs
     assert reliability.run("replay", "--store", str(store), "--policies", first).returncode == 0
@@ -94,8 +93,7 @@ def test_a_replay_killed_before_it_publishes_leaves_the_previous_replay_whole(tm
     _, errors = proc.communicate(timeout=reliability.RUN_TIMEOUT)
     assert proc.returncode == -signal.SIGKILL, errors
     assert reliability.check_replay(store, runs) == []
-    info = Store.open(store).connect().execute("SELECT inputs FROM replay_info").fetchone()[0]
-    assert [i["path"] for i in info if i["role"] == "policies"] == [first]
+    assert reliability.shown_policies(store) == first
     assert reliability.run("replay", "--store", str(store), "--policies", second).returncode == 0
     assert reliability.check_replay(store, runs) == []
     assert reliability.leftovers(store) == [] and not list(store.glob(".replay-*"))
