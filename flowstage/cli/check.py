@@ -59,18 +59,10 @@ def check(
 
       flowstage check --store demo-store --max-would-break 100 --max-unknown 0 --junit flowstage-check.xml
     """
-    from flowstage.report import Thresholds, open_replay, run_check
-    from flowstage.report.check import write_junit
+    from flowstage import check as check_promotion
 
-    con = open_replay(store)
-    try:
-        result, _ = run_check(
-            con, Thresholds(max_would_break=max_would_break, max_unknown=max_unknown, allow_lockout=allow_lockout)
-        )
-    finally:
-        con.close()
-    if junit is not None:
-        write_junit(result, junit)
+    result = check_promotion(store, max_would_break=max_would_break, max_unknown=max_unknown,
+                             allow_lockout=allow_lockout, junit=junit)
     if as_json:
         payload = {
             "passed": result.passed,

@@ -46,19 +46,18 @@ def explain_command(
     pods: Annotated[Path | None, typer.Option(help="`kubectl get pods -A -o yaml` output.")] = None,
 ) -> None:
     # Imported here so other commands start without loading the engine.
-    from flowstage.replay import PolicyProblemsError, explain, load_inputs
-    from flowstage.store import Store
+    from flowstage import explain, load_policies, open_store
+    from flowstage.replay import PolicyProblemsError
 
-    opened = Store.open(store)
+    opened = open_store(store)
     inputs = None
     if policies:
-        inputs = load_inputs(policies, namespaces=namespaces, pods=pods)
+        inputs = load_policies(policies, namespaces=namespaces, pods=pods)
         for problem in inputs.warnings:
             console.err.print(f"[yellow]warning:[/] {console.escape(str(problem))}")
         if inputs.errors:
             raise PolicyProblemsError(inputs.errors)
-    result = explain(opened, line=line, row_id=row, inputs=inputs)
-    render(result)
+    render(explain(opened, line=line, row=row, policies=inputs))
 
 
 _ROW_FIELDS = (

@@ -55,18 +55,17 @@ def ingest_command(
         float, typer.Option("--lock-timeout", help="Seconds to wait for another writer of the store.")
     ] = LOCK_TIMEOUT,
 ) -> None:
-    from flowstage.ingest import ingest
-    from flowstage.store import Store
+    from flowstage import ingest_logs, open_store
 
-    target = Store.open(store, create=True)
+    target = open_store(store, create=True)
     with console.progress("ingesting (bytes)") as bar:
 
         def advance(done: int, total: int) -> None:
             if bar is not None:
                 bar.update(bar.task_ids[0], completed=done, total=total)
 
-        summary = ingest(paths, target, format=format, batch_rows=batch_rows, lock_timeout=lock_timeout,
-                         progress=advance)
+        summary = ingest_logs(paths, target, format=format, batch_rows=batch_rows, lock_timeout=lock_timeout,
+                              progress=advance)
     if as_json:
         console.out.print_json(json.dumps(summary.to_dict()))
     else:

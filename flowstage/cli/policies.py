@@ -9,7 +9,7 @@ import collections
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -20,7 +20,6 @@ from flowstage.errors import UsageError
 
 if TYPE_CHECKING:
     from flowstage.policy.loader import PolicyBundle
-    from flowstage.policy.model import Policy, Tier
     from flowstage.policy.validate import Problem
 
 policies_app = typer.Typer(
@@ -95,31 +94,6 @@ def lint(
         raise typer.Exit(1)
 
 
-def _rows(tiers: Iterable[Tier], policies: dict[str, list[Policy]], effective: bool) -> list[dict[str, Any]]:
-    from flowstage.policy.model import Direction
-
-    rows = []
-    for tier in tiers:
-        for policy in policies.get(tier.name, []):
-            rows.append(
-                {
-                    "tier": tier.name,
-                    "tier_order": tier.order,
-                    "tier_default_action": tier.default_action.value,
-                    "tier_defined": tier.defined,
-                    "order": policy.order,
-                    "name": policy.display_name,
-                    "kind": policy.kind.value,
-                    "types": [d.value for d in Direction if d in policy.types],
-                    "selector": str(policy.applies_to if effective else policy.selector),
-                    "staged": policy.staged_action.value if policy.staged_action else "",
-                    "file": policy.origin.file if policy.origin else None,
-                    "document": policy.origin.document if policy.origin else None,
-                }
-            )
-    return rows
-
-
 def _order_text(order: float | None) -> str:
     if order is None:
         return "–"
@@ -147,27 +121,16 @@ def show(
 
     Example: flowstage policies show policies/ --set proposed
     """
+    from flowstage.policy.listing import SET_CHOICES, evaluation_order
     from flowstage.policy.loader import load_policies
-    from flowstage.policy.model import SetName
-    from flowstage.policy.sets import build_sets, ordered_tiers
 
-    choices = ("all", *(s.value for s in SetName))
-    if policy_set not in choices:
-        raise UsageError(f"--set {policy_set!r}: choose one of {', '.join(choices)}")
+    if policy_set not in SET_CHOICES:
+        raise UsageError(f"--set {policy_set!r}: choose one of {', '.join(SET_CHOICES)}")
     if output not in ("table", "json"):
         raise UsageError(f"--format {output!r}: choose table or json")
     bundle = load_policies(paths)
     print_problems(bundle.problems, to=console.err)
-    if policy_set == "all":
-        tiers = ordered_tiers(bundle.tiers, bundle.policies)
-        grouped: dict[str, list[Policy]] = collections.defaultdict(list)
-        for policy in sorted(bundle.policies, key=lambda p: p.sort_key):
-            grouped[policy.tier].append(policy)
-    else:
-        chosen = build_sets(bundle)[SetName(policy_set)]
-        tiers = chosen.tiers
-        grouped = {name: list(members) for name, members in chosen.policies.items()}
-    rows = _rows(tiers, grouped, effective)
+    rows = evaluation_order(bundle, policy_set, effective)
     if output == "json":
         console.out.print_json(json.dumps(rows))
     else:

@@ -71,22 +71,21 @@ def promote(
 
     Example: flowstage promote policies/ --output promoted/ --store demo-store
     """
-    from flowstage.policy.promote import PromotionError, plan_promotion
-    from flowstage.report.check import gate_promotion
+    from flowstage import promote as plan_promotion
+    from flowstage.policy.promote import PromotionError
 
-    if store is not None:
-        for reason in gate_promotion(store, paths, force=force):
-            console.err.print(console.escape(f"warning (--force): {reason}"), soft_wrap=True)
     try:
-        plan = plan_promotion(paths, output, deletions)
+        promotion = plan_promotion(paths, output, store=store, force=force, deletions=deletions)
     except PromotionError as err:
         print_problems(err.problems, to=console.err)
         raise
+    for reason in promotion.overridden:
+        console.err.print(console.escape(f"warning (--force): {reason}"), soft_wrap=True)
     if dry_run:
-        console.out.print(console.escape(plan.diff()), end="", soft_wrap=True, highlight=False)
-        _report(plan, None)
+        console.out.print(console.escape(promotion.diff()), end="", soft_wrap=True, highlight=False)
+        _report(promotion.plan, None)
         return
-    _report(plan, plan.write(overwrite=overwrite))
+    _report(promotion.plan, promotion.write(overwrite=overwrite))
 
 
 def register(app: typer.Typer) -> None:

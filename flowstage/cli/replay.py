@@ -73,12 +73,12 @@ def replay_command(
     spark_master: Annotated[str | None, SPARK_MASTER] = None,
 ) -> None:
     # Imported here so other commands start without loading the engine.
-    from flowstage.replay import PolicyProblemsError, load_inputs, replay
-    from flowstage.store import Store
+    from flowstage import load_policies, open_store, replay_flows
+    from flowstage.replay import PolicyProblemsError
 
     on_spark = check_engine(engine) == SPARK
-    opened = None if on_spark else Store.open(store)
-    inputs = load_inputs(policies, namespaces=namespaces, pods=pods)
+    opened = None if on_spark else open_store(store)
+    inputs = load_policies(policies, namespaces=namespaces, pods=pods)
     for problem in inputs.warnings:
         console.err.print(f"[yellow]warning:[/] {console.escape(str(problem))}")
     if inputs.errors:
@@ -89,13 +89,8 @@ def replay_command(
             if bar is not None:
                 bar.update(bar.tasks[0].id, completed=done, total=total)
 
-        if opened is None:
-            from flowstage.engines import spark
-
-            summary = spark.replay(spark.local_or_uri(store), inputs, master=spark_master, workers=workers,
-                                   on_progress=advance)
-        else:
-            summary = replay(opened, inputs, workers=workers, on_progress=advance)
+        summary = replay_flows(store if opened is None else opened, inputs, workers=workers, progress=advance,
+                               engine=engine, spark_master=spark_master)
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), indent=2))
     else:

@@ -12,7 +12,7 @@ import typer
 
 from flowstage import console
 from flowstage.cli._engine import ENGINE, SPARK_MASTER, STORE_HELP_URI
-from flowstage.engines import DUCKDB, SPARK, check_engine
+from flowstage.engines import DUCKDB
 from flowstage.errors import UsageError
 
 FORMATS = ("table", "markdown", "json", "csv", "html")
@@ -70,7 +70,8 @@ def report(
 
       flowstage report --engine spark --store s3a://flows/store --format json --output report.json
     """
-    from flowstage.report import build_report, discover, open_replay, render
+    from flowstage import run_report
+    from flowstage.report import discover, render
     from flowstage.report import html as html_report
 
     if list_reports:
@@ -83,16 +84,7 @@ def report(
         raise UsageError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if top is None and fmt in ("table", "markdown", "html"):
         top = SCREEN_TOP
-    if check_engine(engine) == SPARK:
-        from flowstage.engines import spark
-
-        con = spark.open_replay(spark.local_or_uri(store), master=spark_master)
-    else:
-        con = open_replay(store)
-    try:
-        built = build_report(con, names=names or None, top=top)
-    finally:
-        con.close()
+    built = run_report(store, names=names or None, top=top, engine=engine, spark_master=spark_master)
     if fmt == "table":
         if output is not None:
             raise UsageError("--output needs a file format: use --format markdown, json, csv or html")
