@@ -26,7 +26,7 @@ SEED = 1
 ALLOWED_LEVEL = 1  # IPs logged, as in bench_replay: verdicts are decided, not `unknown` for want of a Pod list
 MEMORY_TARGET_MIB = 2048
 SIZES = {
-    "quick": {"e2e_rows": 100_000, "e2e_keys": 5_000, "big_rows": 1_000_000, "big_keys": 20_000},
+    "quick": {"e2e_rows": 100_000, "e2e_keys": 5_000, "big_rows": 300_000, "big_keys": 10_000},
     "full": {"e2e_rows": 10_000_000, "e2e_keys": 100_000, "big_rows": 100_000_000, "big_keys": 1_000_000},
 }
 POLICY_COUNTS = (50, 500, 2000)
