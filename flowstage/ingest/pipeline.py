@@ -22,7 +22,7 @@ from flowstage.ingest.detect import DOCUMENT, FORMATS, Detection, detect
 from flowstage.ingest.documents import document_records
 from flowstage.ingest.lines import line_batches
 from flowstage.ingest.normalise import INVALID_JSON, BatchResult, Normaliser
-from flowstage.ingest.sources import FINGERPRINT_BYTES, Content, Source, expand
+from flowstage.ingest.sources import FINGERPRINT_BYTES, Content, DamagedInput, Source, expand
 from flowstage.options import INGEST_BATCH_ROWS
 from flowstage.store import DEFAULT_LOCK_TIMEOUT, Store, StoreWriter, WriteBehind
 
@@ -234,20 +234,31 @@ def _ingest_lines(content: Content, detection: Detection, entry: dict[str, Any] 
     # Parquet is written and committed behind the reading: the next batch is parsed meanwhile, in order.
     behind = WriteBehind([_stage_and_commit])
     try:
-        for batch in _read_ahead(line_batches(content, newlines + 1, offset, batch_rows)):
-            outcome = normaliser.run(writer, batch.table, detection.format, detection.framing, content.source.name,
-                                     at_file_start=offset == 0)
-            end, partial = batch.end, 0
-            if outcome.unterminated_quarantined:
-                # A last line cut mid-record may be a writer still writing: read it again if the file grows.
-                end, partial = batch.end - batch.unterminated_bytes, batch.unterminated_bytes
-            records += outcome.read
-            done = {**base, "offset": end, "newlines": batch.newlines, "records": records, "partial_tail": partial}
-            behind.put((writer, content, outcome, done, result))
-            offset = end
-            progress.at(content.raw_position)
-    finally:
-        behind.finish()  # what was read before a failure is committed before the failure is reported
+        try:
+            for batch in _read_ahead(line_batches(content, newlines + 1, offset, batch_rows)):
+                outcome = normaliser.run(writer, batch.table, detection.format, detection.framing,
+                                         content.source.name, at_file_start=offset == 0)
+                end, partial = batch.end, 0
+                if outcome.unterminated_quarantined:
+                    # A last line cut mid-record may be a writer still writing: read it again if the file grows.
+                    end, partial = batch.end - batch.unterminated_bytes, batch.unterminated_bytes
+                records += outcome.read
+                done = {**base, "offset": end, "newlines": batch.newlines, "records": records,
+                        "partial_tail": partial}
+                behind.put((writer, content, outcome, done, result))
+                offset = end
+                progress.at(content.raw_position)
+        finally:
+            behind.finish()  # what was read before a failure is committed before the failure is reported
+    except DamagedInput:
+        # Read as far as it can be read: a re-run would only quarantine the same cut line again.
+        _mark_complete(writer, content, done)
+        raise
+    _mark_complete(writer, content, done)
+
+
+def _mark_complete(writer: StoreWriter, content: Content, done: dict[str, Any]) -> None:
+    """Record that a compressed file was read to its end: its size and mtime alone cannot tell."""
     if content.compression is not None and content.source.path is not None:
         writer.commit(sources={content.source.name: {**done, "complete": True}})
 
