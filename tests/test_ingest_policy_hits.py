@@ -89,11 +89,11 @@ def test_end_of_tier_hit_names_its_trigger():
             hit["position"], hit["staged"]) == ("snp", "prod", "lockdown", -1, True, "deny", 2, True)
 
 
-def test_whisker_trace_keys():
+def test_whisker_trace_keys_and_profile_tier():
     traces = decode_policies({"enforced": [{"kind": "Profile", "name": "kns.default", "tier": "", "action": "Allow",
                                             "policy_index": 0, "rule_index": 0, "trigger": None}], "pending": None})
     assert traces["enforced_policies"][0]["kind"] == "pro"
-    assert traces["enforced_policies"][0]["tier"] is None
+    assert traces["enforced_policies"][0]["tier"] == "__PROFILE__"  # Goldmane blanks it; felix strings name it
     assert traces["pending_policies"] is None
 
 

@@ -158,8 +158,11 @@ def decode_policy_object(obj: dict[str, Any]) -> dict[str, Any]:
         subject = trigger
         kind = _enum(trigger.get("kind"), _GOLDMANE_KINDS) or kind
         rule_index = -1
-    hit = _hit(position, obj.get("tier") or subject.get("tier"), kind, subject.get("namespace"),
-               subject.get("name"), action, rule_index, None)
+    tier = obj.get("tier") or subject.get("tier")
+    if kind == "pro" and not tier:
+        # Goldmane's API blanks a profile hit's tier; felix's strings put profiles in `__PROFILE__`: store one spelling.
+        tier = "__PROFILE__"
+    hit = _hit(position, tier, kind, subject.get("namespace"), subject.get("name"), action, rule_index, None)
     hit["end_of_tier"] = rule_index == -1
     return hit
 
