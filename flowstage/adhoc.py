@@ -106,9 +106,23 @@ def run(con: duckdb.DuckDBPyConnection, text: str, params: Mapping[str, Any] | N
     if chosen.query is not None:
         _require_replay(con, chosen.query)
     try:
-        return con.sql(sqlfuncs.rewrite(chosen.sql), params=chosen.params)
+        relation = con.sql(sqlfuncs.rewrite(chosen.sql), params=chosen.params)
+        return relation if chosen.query is None else _as_reported(relation)
     except duckdb.Error as exc:
         raise UsageError(f"query failed: {exc}") from None
+
+
+def _as_reported(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+    """A report's counts as `flowstage report` gives them: DuckDB sums BIGINT into HUGEINT, a report's counts
+    fit BIGINT, and BIGINT stays a number in JSON and pandas."""
+    if not any(str(t) == "HUGEINT" for t in relation.types):
+        return relation
+    quoted = {name: '"' + name.replace('"', '""') + '"' for name in relation.columns}
+    columns = [
+        f"CAST({quoted[name]} AS BIGINT) AS {quoted[name]}" if str(t) == "HUGEINT" else quoted[name]
+        for name, t in zip(relation.columns, relation.types, strict=True)
+    ]
+    return relation.project(", ".join(columns))
 
 
 def run_on_spark(store: str, text: str, params: Mapping[str, Any] | None = None,
