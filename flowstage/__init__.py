@@ -21,9 +21,10 @@ The whole loop on the committed sample, from the repository root (`tmp` is an em
 [(136,)]
 
 The examples of each function below take `flowstage` as imported, `store` as a store replayed like `lesson`, and
-`tmp` as an empty folder. Results come back as the library's own values (`IngestSummary`, `ReplaySummary`, `CheckResult`), as DuckDB
-relations (`.df()` for pandas, `.arrow()` for Arrow, `.fetchall()` for tuples), or as `flowstage.results` objects with `.df()` and text.
-Bad input raises a `flowstage.errors.FlowstageError` whose message says what to fix.
+`tmp` as an empty folder. Results come back as the library's own values (`IngestSummary`, `ReplaySummary`,
+`CheckResult`), as DuckDB relations (`.df()` for pandas, `.arrow()` for Arrow, `.fetchall()` for tuples), or as
+`flowstage.results` objects with `.df()` and text. Bad input raises a `flowstage.errors.FlowstageError` whose
+message says what to fix.
 """
 
 from __future__ import annotations
