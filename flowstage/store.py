@@ -559,9 +559,13 @@ def _store_own(name: str) -> bool:
 
 
 def _connection() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection that shows and partitions times in UTC."""
+    """An in-memory DuckDB connection that shows and partitions times in UTC and draws no progress bar."""
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'").fetchall()
+    # DuckDB draws its progress bar on standard output, which carries results (`--json`, CSV). In Jupyter without
+    # ipywidgets the bar is already off and DuckDB refuses any change to the setting.
+    if con.execute("SELECT current_setting('enable_progress_bar')").fetchall() != [(False,)]:
+        con.execute("SET enable_progress_bar = false").fetchall()
     return con
 
 

@@ -107,6 +107,12 @@ def test_read_only_connection_cannot_write_files(store: Store, tmp_path: Path):
     assert flowstage.connect(store.root).execute("SELECT count(*) FROM flows").fetchone()[0] == 2
 
 
+def test_connections_draw_no_progress_bar(store: Store):
+    # DuckDB's progress bar goes to standard output, where `--json` and CSV results go.
+    for con in (store.connect(), store.connect(read_only=False), flowstage.connect(store.root)):
+        assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone() == (False,)
+
+
 def _verdicts(tmp_path: Path, name: str, value: int) -> Path:
     path = tmp_path / name
     duckdb.connect().execute(f"COPY (SELECT {value} AS verdict) TO '{path}'").fetchall()

@@ -241,10 +241,6 @@ def replay(
             path = staging / "keys.parquet"
             con = store.connect(read_only=False)  # the replay's own connection: it runs no user SQL
             try:
-                # DuckDB draws its progress bar on standard output, which carries the summary (and `--json`). In
-                # Jupyter without ipywidgets the bar is already off and DuckDB refuses any change to the setting.
-                if con.execute("SELECT current_setting('enable_progress_bar')").fetchall() != [(False,)]:
-                    con.execute("SET enable_progress_bar = false")
                 target = str(path).replace("'", "''")
                 con.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet)")
             finally:
