@@ -28,7 +28,7 @@ from flowstage.errors import FlowstageError
 from flowstage.store import MANIFEST, STAGING, Store
 
 FILES = 6
-LINES = 3000  # per file; a multiple of BATCH_ROWS, so every committed state holds whole batches
+LINES = 2000  # per file; a multiple of BATCH_ROWS, so every committed state holds whole batches
 BATCH_ROWS = 500
 ID_STRIDE = 1_000_000  # record ids: file number × ID_STRIDE + line index, logged in bytes_in
 RUN_TIMEOUT = 300  # seconds any one command may take: longer is a hang
@@ -248,7 +248,7 @@ def kill_replay(work: Path, kills: int = 20, seed: int = 9) -> KillReport:
     """SIGKILL `flowstage replay` at random points, switching between two policy sets with opposite verdicts;
     after every kill the replay views must show one whole run, the last one that finished."""
     rng = random.Random(seed)
-    expected = write_logs(work / "logs", files=3)
+    expected = write_logs(work / "logs", files=2)
     store = work / "store"
     ingested = run("ingest", str(work / "logs"), "--store", str(store))
     if ingested.returncode != 0:
@@ -339,7 +339,7 @@ def _reader(kind: str, store: Path, stop: threading.Event, report: ConcurrencyRe
                 report.problems.append(problem)
 
 
-def concurrent_runs(work: Path, writer_rounds: int = 4, readers: Sequence[str] = ("sql", "report")) -> ConcurrencyReport:
+def concurrent_runs(work: Path, writer_rounds: int = 3, readers: Sequence[str] = ("sql", "report")) -> ConcurrencyReport:
     """A writer ingests new files round after round while `sql` and `report` run in a loop beside it, and a
     second writer tries to ingest at the same time: once refusing after a short lock timeout, once waiting."""
     store = work / "store"
@@ -360,7 +360,7 @@ def concurrent_runs(work: Path, writer_rounds: int = 4, readers: Sequence[str] =
     try:
         for round_no in range(1, writer_rounds + 1):
             logs = work / f"round-{round_no}"
-            expected |= write_logs(logs, files=FILES, first_file=round_no * FILES)
+            expected |= write_logs(logs, files=4, first_file=round_no * FILES)
             writer = subprocess.Popen(command("ingest", str(logs), "--store", str(store), "--batch-rows",
                                               str(BATCH_ROWS)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                       text=True)

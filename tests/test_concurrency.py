@@ -18,10 +18,10 @@ from flowstage.store import Store
 
 @pytest.mark.slow
 def test_sql_and_report_beside_a_writer_never_fail_and_never_see_partial_data(tmp_path: Path):
-    report = reliability.concurrent_runs(tmp_path, writer_rounds=4)
+    report = reliability.concurrent_runs(tmp_path, writer_rounds=3)
     assert report.problems == []
-    assert report.writer_runs == 4
-    assert report.reader_runs >= 8
+    assert report.writer_runs == 3
+    assert report.reader_runs >= 4  # readers really ran beside the writer
     assert (report.refused, report.waited) == (1, 1)
     assert report.final_rows == report.expected_rows
 
