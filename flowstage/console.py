@@ -20,7 +20,8 @@ from rich.progress import (
 )
 
 out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False)
+# Messages are not wrapped: an error naming a long path stays one line a user (or grep) can read whole.
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class _Settings:
