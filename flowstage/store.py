@@ -578,7 +578,9 @@ def _connection() -> duckdb.DuckDBPyConnection:
     except duckdb.Error as exc:
         raise StoreError(f"${MEMORY_LIMIT_ENV}={memory_limit()!r} is not a memory size DuckDB accepts (e.g. 4GiB): "
                          f"{str(exc).splitlines()[0]}") from None
-    spill = Path(tempfile.gettempdir()) / f"flowstage-duckdb-{os.getuid()}"
+    # One folder per connection, made only when DuckDB spills and removed when it closes: DuckDB names its spill
+    # files alike in every process.
+    spill = Path(tempfile.gettempdir()) / f"flowstage-duckdb-{os.getpid()}-{uuid.uuid4().hex[:12]}"
     con.execute(f"SET temp_directory = '{str(spill).replace(chr(39), chr(39) * 2)}'").fetchall()
     # DuckDB draws its progress bar on standard output, which carries results (`--json`, CSV). In Jupyter without
     # ipywidgets the bar is already off and DuckDB refuses any change to the setting.
