@@ -194,8 +194,9 @@ def publish_uri(store: SparkStore, name: str, files: list[Path], views: dict[str
 # --- ad-hoc SQL ------------------------------------------------------------------------------------------------
 
 
-def query(store: str | Path, sql: str, master: str | None = None) -> pa.Table:
-    """One read-only DuckDB-dialect query over a store's views, run on Spark, as an Arrow table.
+def query(store: str | Path, sql: str, master: str | None = None, params: dict[str, Any] | None = None) -> pa.Table:
+    """One read-only DuckDB-dialect query over a store's views, run on Spark, as an Arrow table; `$name`
+    parameters are bound from `params` (as values, never pasted into the SQL).
 
     The statement is checked before Spark starts: only queries (SELECT, WITH, VALUES, set operations) run.
     """
@@ -209,7 +210,7 @@ def query(store: str | Path, sql: str, master: str | None = None) -> pa.Table:
         kind = statements[0].key.upper()
         raise UsageError(f"flowstage sql is read-only: {kind} statements are refused; use SELECT")
     try:
-        return open_store(store, master).run(sqlfuncs.rewrite(sql))
+        return open_store(store, master).run(sqlfuncs.rewrite(sql), params)
     except SparkQueryError as exc:
         raise UsageError(f"query failed: {exc}") from None
 
