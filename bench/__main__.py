@@ -145,6 +145,10 @@ def markdown(size: str, outcomes: list[Outcome], facts: dict[str, str], started:
         f"on {started:%Y-%m-%d %H:%M} UTC; the whole suite took {seconds / 60:.1f} minutes. Each figure is compared "
         "with a baseline measured in the same run on the same data; the ratio is figure / baseline.",
         "",
+        "Times are wall-clock seconds of a single run unless a note says otherwise (best of N, CPU time). Peak memory "
+        "is what each benchmark's note says; bench_scale and bench_spark sample the process tree every 50 ms and "
+        "sum its PSS, Spark's JVM apart. The machine is shared: the load average below is part of the result.",
+        "",
         "| machine | |",
         "|---|---|",
         *(f"| {k} | {_cell(v)} |" for k, v in facts.items()),
