@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from flowstage.policy.engine import REPORTERS, Engine
+from flowstage.policy.engine.selection import SelectorIndex
 from flowstage.policy.model import Direction, Policy, PolicySet
 from flowstage.policy.sets import PolicySets
 from flowstage.policy.traffic import Endpoint, EndpointType, Outcome, Reason, Traffic, Verdict
@@ -56,6 +57,8 @@ class Delta:
                     self._global[direction].append(policy)
                 else:
                     self._namespaced[direction].setdefault(policy.namespace, []).append(policy)
+        # Per direction and namespace: those candidates with their selectors indexed by the label they require.
+        self._indexed: dict[tuple[Direction, str], tuple[list[Policy], SelectorIndex]] = {}
         # Per direction: the endpoint's identity (everything but its port) -> whether the delta may apply to it;
         # and the same per what the selectors read (effective labels and what is known of them), which many
         # endpoints share (every pod of a workload, at every aggregation level).
@@ -73,7 +76,7 @@ class Delta:
         identity = (subject.type, subject.namespace, subject.name, subject.name_aggr, subject.labels, subject.ip)
         found = memo.get(identity)
         if found is None:
-            candidates = self._global[direction] + self._namespaced[direction].get(subject.namespace or "", [])
+            candidates, index = self._candidates(direction, subject.namespace or "")
             found = False
             if candidates:
                 facts = engine.resolver.resolve(subject)
@@ -85,9 +88,21 @@ class Delta:
                 found = by_labels.get(known)
                 if found is None:
                     found = by_labels[known] = any(
-                        p.applies_to.evaluate(facts.labels, facts.unknown) is not False for p in candidates
+                        candidates[i].applies_to.evaluate(facts.labels, facts.unknown) is not False
+                        for i in index.candidates(facts)
                     )
             memo[identity] = found
+        return found
+
+    def _candidates(self, direction: Direction, namespace: str) -> tuple[list[Policy], SelectorIndex]:
+        if namespace not in self._namespaced[direction]:
+            namespace = ""  # only global policies of the delta: shared by every such namespace
+        found = self._indexed.get((direction, namespace))
+        if found is None:
+            candidates = self._global[direction] + self._namespaced[direction].get(namespace, [])
+            found = self._indexed[(direction, namespace)] = (
+                candidates, SelectorIndex([p.applies_to for p in candidates])
+            )
         return found
 
 

@@ -24,6 +24,7 @@ from flowstage.policy.engine.match import (
     selector_value,
     show,
 )
+from flowstage.policy.engine.selection import SelectorIndex
 from flowstage.policy.model import (
     Action,
     Direction,
@@ -613,29 +614,38 @@ class Explorer:
 # -- compiling programs ----------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class Candidate:
-    """A policy that may govern subjects of one kind and namespace in one direction."""
+    """A policy that may govern subjects of one kind (workload or host) in one direction, before selectors."""
 
     policy: Policy
-    slot: int  # index of its policy selector in Plan.selectors
     position: int  # place in the tier's evaluation order
     tier: str
     stage: str  # "", "untracked" (doNotTrack) or "preDNAT"
     name: str
     kind: str
     staged: bool
+    selector: str  # canonical text of the policy selector: equal selectors share one slot
+
+
+@dataclass
+class Plan:
+    selectors: tuple[Selector, ...]
+    index: SelectorIndex  # which slots a subject's labels leave possible
+    # per direction, per tier: the candidates grouped by policy selector slot (each group in tier order)
+    per_direction: dict[Direction, list[tuple[Tier, list[tuple[int, list[Candidate]]]]]]
 
 
 def _position(candidate: Candidate) -> int:
     return candidate.position
 
 
-@dataclass
-class Plan:
-    selectors: tuple[Selector, ...]
-    # per direction, per tier: the candidates grouped by policy selector slot (each group in tier order)
-    per_direction: dict[Direction, list[tuple[Tier, list[tuple[int, list[Candidate]]]]]]
+def _chosen_position(chosen: tuple[Candidate, Tri]) -> int:
+    return chosen[0].position
+
+
+# Per direction, per tier (Compiler.tiers order): candidates in evaluation order.
+_Candidates = dict[Direction, list[list[Candidate]]]
 
 
 class Compiler:
@@ -660,8 +670,37 @@ class Compiler:
         tiers += [Tier(name, None, Action.DENY, defined=False) for name in policy_set.policies if name not in known]
         self.tiers = tuple(tiers)
         self._enforced_only = policy_set.name is SetName.CURRENT
+        # Host endpoints face global policies only; a workload faces the global ones and those of its namespace.
+        self._global: dict[bool, _Candidates] = {True: self._empty(), False: self._empty()}
+        self._local: dict[str, _Candidates] = {}
+        self._sort_candidates()
         self._plans: dict[tuple[bool, str | None], Plan] = {}
-        self._applies: dict[int, list[Tri]] = {}
+        self._applies: dict[tuple, list[Tri]] = {}
+
+    def _empty(self) -> _Candidates:
+        return {d: [[] for _ in self.tiers] for d in Direction}
+
+    def _sort_candidates(self) -> None:
+        for ti, tier in enumerate(self.tiers):
+            for position, p in enumerate(self.policy_set.tier_policies(tier.name)):
+                if (self._enforced_only and p.staged) or p.staged_action is StagedAction.DELETE:
+                    continue
+                stage = "untracked" if p.do_not_track else "preDNAT" if p.pre_dnat else ""
+                candidate = Candidate(p, position, tier.name, stage, p.display_name, p.kind.short, p.staged,
+                                      str(p.applies_to))
+                for direction in p.types:
+                    # only global policies select host endpoints; untracked / preDNAT ones only those
+                    if p.kind.is_global:
+                        self._global[True][direction][ti].append(candidate)
+                    if not (p.do_not_track or p.pre_dnat):
+                        if p.namespace is None:
+                            self._global[False][direction][ti].append(candidate)
+                        else:
+                            # a namespaced policy's selector always carries its namespace (§2.4)
+                            local = self._local.get(p.namespace)
+                            if local is None:
+                                local = self._local[p.namespace] = self._empty()
+                            local[direction][ti].append(candidate)
 
     def rules(self, owner: Policy | Profile, direction: Direction, tier: str) -> RuleList:
         """A policy's or profile's rules for one direction, compiled once and shared by every subject.
@@ -688,8 +727,10 @@ class Compiler:
 
     def plan(self, hep: bool, namespace: str | None) -> Plan:
         """The policies that may govern a subject of this kind and namespace, per direction and tier, before
-        selectors; their policy selectors deduplicated so each is matched once per subject."""
-        key = (hep, namespace)
+        selectors; their policy selectors deduplicated so each is matched once per subject. Namespaces without
+        policies of their own share one plan."""
+        local = None if hep else self._local.get(namespace or "")
+        key = (hep, namespace if local is not None else None)
         found = self._plans.get(key)
         if found is None:
             slots: dict[str, int] = {}
@@ -697,43 +738,40 @@ class Compiler:
             per_direction: dict[Direction, list[tuple[Tier, list[tuple[int, list[Candidate]]]]]] = {}
             for direction in Direction:
                 per_tier = []
-                for tier in self.tiers:
+                shared = self._global[hep][direction]
+                own = local[direction] if local is not None else None
+                for ti, tier in enumerate(self.tiers):
                     groups: dict[int, list[Candidate]] = {}
-                    for position, p in enumerate(self.policy_set.tier_policies(tier.name)):
-                        if not (
-                            direction in p.types
-                            and not (self._enforced_only and p.staged)
-                            and p.staged_action is not StagedAction.DELETE
-                            # only global policies select host endpoints; untracked / preDNAT ones only those
-                            and (p.kind.is_global if hep else not (p.do_not_track or p.pre_dnat))
-                            # a namespaced policy's selector always carries its namespace (§2.4)
-                            and (p.namespace is None or p.namespace == namespace)
-                        ):
-                            continue
-                        text = str(p.applies_to)
-                        slot = slots.get(text)
+                    members = shared[ti] if own is None else sorted((*shared[ti], *own[ti]), key=_position)
+                    for candidate in members:
+                        slot = slots.get(candidate.selector)
                         if slot is None:
-                            slot = slots[text] = len(selectors)
-                            selectors.append(p.applies_to)
-                        stage = "untracked" if p.do_not_track else "preDNAT" if p.pre_dnat else ""
-                        groups.setdefault(slot, []).append(Candidate(
-                            p, slot, position, tier.name, stage, p.display_name, p.kind.short, p.staged,
-                        ))
+                            slot = slots[candidate.selector] = len(selectors)
+                            selectors.append(candidate.policy.applies_to)
+                        groups.setdefault(slot, []).append(candidate)
                     per_tier.append((tier, list(groups.items())))
                 per_direction[direction] = per_tier
-            found = Plan(tuple(selectors), per_direction)
+            found = Plan(tuple(selectors), SelectorIndex(selectors), per_direction)
             self._plans[key] = found
         return found
 
     def applicability(self, subject: EndpointFacts, plan: Plan) -> list[Tri]:
-        """Per selector slot of the plan: whether it selects the subject."""
-        found = self._applies.get(subject.id) if self.cached else None
+        """Per selector slot of the plan: whether it selects the subject. Remembered per plan and what the
+        selectors read (effective labels and which of them are unknown), which every pod of a workload shares."""
+        key = (
+            id(plan), subject.owned, subject.labels, subject.labels_known, subject.namespace_labels_known,
+            subject.service_account_known, subject.service_account_labels_known, subject.uncertain, subject.derived,
+        )  # fmt: skip
+        found = self._applies.get(key) if self.cached else None
         if found is None:
-            found = [selector_value(selector, subject) for selector in plan.selectors]
+            found = [False] * len(plan.selectors)
+            selectors = plan.selectors
+            for slot in plan.index.candidates(subject):
+                found[slot] = selector_value(selectors[slot], subject)
             if self.cached:
                 if len(self._applies) >= _CACHE_LIMIT:
                     self._applies.clear()
-                self._applies[subject.id] = found
+                self._applies[key] = found
         return found
 
     def program(self, subject: EndpointFacts, direction: Direction) -> Program:
@@ -748,16 +786,15 @@ class Compiler:
         skipped: list[str] = []
         for stage, normal in stages:
             for tier, groups in per_tier:
-                chosen: list[Candidate] = []
+                chosen: list[tuple[Candidate, Tri]] = []
                 for slot, members in groups:
-                    if applicability[slot] is not False:
-                        chosen.extend(members)
-                chosen.sort(key=_position)
+                    applies = applicability[slot]
+                    if applies is not False:
+                        chosen.extend((c, applies) for c in members if c.stage == stage)
+                chosen.sort(key=_chosen_position)
                 steps = [
-                    PolicyStep(c.policy, applicability[c.slot], self.rules(c.policy, direction, c.tier), c.name,
-                               c.kind, c.staged)
-                    for c in chosen
-                    if c.stage == stage
+                    PolicyStep(c.policy, applies, self.rules(c.policy, direction, c.tier), c.name, c.kind, c.staged)
+                    for c, applies in chosen
                 ]
                 if not steps:
                     if normal:
