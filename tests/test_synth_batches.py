@@ -71,6 +71,33 @@ def test_traffic_is_skewed_and_every_key_appears() -> None:
     assert sum(bytes_by_key[:10]) > 0.3 * sum(bytes_by_key)
 
 
+def test_rows_per_key_follow_a_zipf_law_unless_skew_is_zero() -> None:
+    per_key = f"SELECT count(*) FROM flows GROUP BY {REPLAY_KEY} ORDER BY 1 DESC"
+    counts = [c for (c,) in query(table(50_000, 1_000), per_key)]
+    # A tenth of the keys carry most rows; the typical key is logged far less often than the mean.
+    assert sum(counts[:100]) > 0.5 * 50_000 and counts[500] < 50 / 2
+    flat = [c for (c,) in query(table(50_000, 1_000, skew=0.0), per_key)]
+    assert flat[0] - flat[-1] <= 1
+
+
+def test_a_slice_of_the_period_holds_the_flows_alive_then() -> None:
+    flows = table(50_000, 2_000)
+    first_tenth = query(flows, f"SELECT count(*) FROM (SELECT DISTINCT {REPLAY_KEY} FROM flows WHERE source_line <= 5000)")
+    assert first_tenth[0][0] < 2_000 / 2
+
+
+def test_both_reporters_of_a_connection_are_logged_in_the_same_windows() -> None:
+    windows_per_pair = query(table(20_000, 1_000), """
+        SELECT count(DISTINCT windows) FROM (
+            SELECT source_name_aggr, dest_name_aggr, dest_port, proto, reporter,
+                   list_sort(list(DISTINCT epoch(start_time)::BIGINT // 300)) AS windows
+            FROM flows WHERE source_type = 'wep' AND dest_type = 'wep' AND action = 'allow'
+            GROUP BY ALL)
+        GROUP BY source_name_aggr, dest_name_aggr, dest_port, proto HAVING count(*) = 2""")
+    # The same windows, but for the rare pair where one half got the odd row that makes the total exact.
+    assert len(windows_per_pair) > 100 and sum(n == 1 for (n,) in windows_per_pair) > 0.9 * len(windows_per_pair)
+
+
 def test_rows_follow_the_windows_and_carry_policy_traces() -> None:
     flows = table(4_000, 500)
     assert query(flows, "SELECT count(*) FROM flows WHERE end_time - start_time <> INTERVAL 300 SECOND") == [(0,)]

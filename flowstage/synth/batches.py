@@ -16,7 +16,7 @@ from flowstage.options import SYNTH_BATCH_ROWS
 from flowstage.schema import FLOW_SCHEMA, UTC_TIMESTAMP
 from flowstage.synth.keys import DEFAULT_ALLOWED_LEVEL, DEFAULT_DENIED_LEVEL, KeyTable, key_table
 from flowstage.synth.records import FlowKey, PolicyHit
-from flowstage.synth.windows import RowBlock, row_blocks
+from flowstage.synth.windows import DEFAULT_SKEW, RowBlock, row_blocks
 
 DEFAULT_BATCH_ROWS = SYNTH_BATCH_ROWS
 SYNTH_FORMAT = "synth"
@@ -128,10 +128,12 @@ def flow_batches(
     denied_level: int = DEFAULT_DENIED_LEVEL,
     start: int = 1_772_323_200,
     table: KeyTable | None = None,
+    skew: float = DEFAULT_SKEW,
 ) -> Iterator[pa.RecordBatch]:
     """`rows` synthetic flow records over exactly `keys` distinct replay keys, as RecordBatches in FLOW_SCHEMA.
 
-    Rows are in window order (5-minute windows from `start`); each batch holds at most `batch_rows` rows.
+    Rows are in window order (5-minute windows from `start`); each batch holds at most `batch_rows` rows. Rows
+    per key follow a Zipf law of exponent `skew` (flowstage.synth.windows).
     """
     if batch_rows < 1:
         raise ValueError("batch_rows must be positive")
@@ -139,7 +141,7 @@ def flow_batches(
     per_key = key_columns(table.keys, table.nat_ports)
     source_file = f"synth:seed={seed},keys={len(table.keys)},rows={rows}"
     written = 0
-    for block in row_blocks(table, rows, seed, start):
+    for block in row_blocks(table, rows, seed, start, skew=skew):
         for lo in range(0, len(block), batch_rows):
             hi = min(len(block), lo + batch_rows)
             yield _batch(block, lo, hi, per_key, source_file, written)

@@ -15,7 +15,7 @@ from flowstage.errors import UsageError
 from flowstage.synth.formats import FORMATS, FlowLogWriter, layout, open_compressed, rotated_name
 from flowstage.synth.keys import DEFAULT_ALLOWED_LEVEL, DEFAULT_DENIED_LEVEL, KeyTable, key_table
 from flowstage.synth.records import FlowRecord
-from flowstage.synth.windows import WINDOW_SECONDS, row_blocks
+from flowstage.synth.windows import DEFAULT_SKEW, WINDOW_SECONDS, row_blocks
 
 GOLDMANE_BUCKET_SECONDS = 15
 
@@ -42,8 +42,10 @@ def write_logs(
     cluster_name: str = "cluster",
     start: int = 1_772_323_200,
     table: KeyTable | None = None,
+    skew: float = DEFAULT_SKEW,
 ) -> LogsSummary:
-    """Write `rows` records over `keys` distinct flows to `output` (`.gz` / `.zst` suffix: compressed)."""
+    """Write `rows` records over `keys` distinct flows to `output` (`.gz` / `.zst` suffix: compressed); rows per
+    key follow a Zipf law of exponent `skew` (flowstage.synth.windows)."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
     if rotate_mb is not None and (fmt != "felix" or rotate_mb <= 0):
@@ -59,7 +61,7 @@ def write_logs(
     last_end = start
     # Goldmane re-buckets flows on fixed boundaries: 5-minute emitter windows, 15-second windows behind Whisker.
     seconds = GOLDMANE_BUCKET_SECONDS if fmt == "whisker" else WINDOW_SECONDS
-    for block in row_blocks(table, rows, seed, start, seconds, per_node_timers=fmt in ("felix", "elastic")):
+    for block in row_blocks(table, rows, seed, start, seconds, per_node_timers=fmt in ("felix", "elastic"), skew=skew):
         keys_list = table.keys
         nat = table.nat_ports
         columns = (
