@@ -8,6 +8,7 @@ replay view. Memory is the peak of each process tree (PSS summed over the proces
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -112,8 +113,17 @@ print(time.perf_counter() - start)
 """
 
 
+def _generator() -> str:
+    """A digest of flowstage/synth/: inputs made by an earlier version of the generator are made again."""
+    digest = hashlib.sha256()
+    for source in sorted((ROOT / "flowstage" / "synth").glob("*.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _cached(path: Path, recipe: dict, build: list[str]) -> Path:
-    """A generated input, rebuilt only when missing or made from another recipe."""
+    """A generated input, rebuilt only when missing or made from another recipe or generator."""
+    recipe = {**recipe, "generator": _generator()}
     marker = path.parent / f"{path.name}.recipe.json"
     if path.exists() and marker.is_file() and json.loads(marker.read_text()) == recipe:
         return path
@@ -158,13 +168,14 @@ def e2e_store(size: str) -> Path:
     """The end-to-end store of this size, ingested and replayed (built by `run`, or here when missing)."""
     spec = SIZES[size]
     store = DATA / f"e2e-{size}"
-    if not (store / "replayed.json").is_file():
+    log = felix_log(spec["e2e_rows"], spec["e2e_keys"])
+    marker = store / "replayed.json"
+    if not marker.is_file() or json.loads(marker.read_text()).get("log_generator") != _generator():
         shutil.rmtree(store, ignore_errors=True)
-        log = felix_log(spec["e2e_rows"], spec["e2e_keys"])
         subprocess.run(flowstage("ingest", str(log), "--store", str(store)), check=True, cwd=ROOT, capture_output=True)
         subprocess.run(flowstage("replay", "--store", str(store), "--policies", str(policies(E2E_POLICIES))),
                        check=True, cwd=ROOT, capture_output=True)
-        (store / "replayed.json").write_text(json.dumps({"policies": E2E_POLICIES}))
+        marker.write_text(json.dumps({"policies": E2E_POLICIES, "log_generator": _generator()}))
     return store
 
 
@@ -182,7 +193,7 @@ def _end_to_end(size: str) -> list[Result]:
         raw.unlink(missing_ok=True)
     ingest = measure(flowstage("ingest", str(log), "--store", str(store), "--json"))
     replay = measure(flowstage("replay", "--store", str(store), "--policies", str(rules), "--json"))
-    (store / "replayed.json").write_text(json.dumps({"policies": E2E_POLICIES}))
+    (store / "replayed.json").write_text(json.dumps({"policies": E2E_POLICIES, "log_generator": _generator()}))
     report_file = DATA / f"report-{size}.json"
     report = measure(flowstage("report", "--store", str(store), "--format", "json", "--output", str(report_file)))
     key_join = _python(_KEY_JOIN, str(store))
