@@ -332,11 +332,12 @@ class StoreWriter:
         """Write canonical rows as one part per day under `flows/date=…/`, renamed in, not yet committed."""
         files = _DayFiles(self.staging / uuid.uuid4().hex)
         try:
-            files.write(table.cast(schema.FLOW_SCHEMA))
+            # More days than stay open at once: the days closed early are parts too.
+            done = files.write(table.cast(schema.FLOW_SCHEMA))
         except BaseException:
             files.abandon()
             raise
-        return self.place_days(files.close())
+        return self.place_days(done + files.close())
 
     def place_days(self, files: list[tuple[Path, str, int]]) -> list[Part]:
         """Rename finished flow files, (path, day, rows), under `flows/date=<day>/`; not yet committed."""

@@ -148,3 +148,14 @@ def test_append_flows_writes_canonical_batches(store: Store):
     con = store.connect()
     assert con.execute("SELECT count(*) FROM flows WHERE format = 'synth'").fetchone()[0] == 6
     assert store.manifest()["sources"]["synth:test"]["records"] == 6
+
+
+def test_an_ingest_batch_spanning_many_days_stores_every_day(tmp_path: Path):
+    # One batch holding more days than a writer keeps files open for: the days closed first are stored too.
+    log = tmp_path / "flows.log"
+    log.write_text("".join(json.dumps({**RECORD, "start_time": 1700000000 + day * 86_400}) + "\n" for day in range(40)))
+    store = Store.open(tmp_path / "store", create=True)
+    assert ingest([str(log)], store).stored == 40
+    con = store.connect()
+    assert con.execute("SELECT count(DISTINCT start_time::DATE), count(*) FROM flows").fetchone() == (40, 40)
+    assert sum(part["rows"] for part in store.manifest()["datasets"]["flows"]["files"]) == 40
