@@ -54,6 +54,10 @@ def ingest_command(
     lock_timeout: Annotated[
         float, typer.Option("--lock-timeout", help="Seconds to wait for another writer of the store.")
     ] = LOCK_TIMEOUT,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Processes reading at once (default: one per CPU core); memory "
+                                 "grows with it. Large plain files are read in pieces, compressed ones side by side.")
+    ] = None,
 ) -> None:
     from flowstage import ingest_logs, open_store
 
@@ -65,7 +69,7 @@ def ingest_command(
                 bar.update(bar.task_ids[0], completed=done, total=total)
 
         summary = ingest_logs(paths, target, format=format, batch_rows=batch_rows, lock_timeout=lock_timeout,
-                              progress=advance)
+                              progress=advance, workers=workers)
     if as_json:
         console.out.print_json(json.dumps(summary.to_dict()))
     else:

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from flowstage.ingest.sources import Content
-
 CHUNK_BYTES = 16 * 1024 * 1024
 MAX_BATCH_BYTES = 256 * 1024 * 1024
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -95,8 +93,9 @@ def _texts(data: bytes | memoryview, ends: np.ndarray) -> tuple[pa.Array, pa.Arr
         return string_array(texts), string_array(flags)
 
 
-def line_batches(content: Content, first_line: int, start_offset: int, batch_rows: int) -> Iterator[LineBatch]:
-    """Batches of at most `batch_rows` lines from the content's current position (= `start_offset`)."""
+def line_batches(chunks: Iterator[bytes], first_line: int, start_offset: int, batch_rows: int) -> Iterator[LineBatch]:
+    """Batches of at most `batch_rows` lines from `chunks`, the content from `start_offset` on (an OSError from
+    `chunks` is raised once the lines before it have gone out)."""
     line_no = first_line
     offset = start_offset
     newlines = first_line - 1
@@ -117,7 +116,6 @@ def line_batches(content: Content, first_line: int, start_offset: int, batch_row
     at_start = start_offset == 0
     long_lines = True
     damage: OSError | None = None
-    chunks = content.chunks(CHUNK_BYTES)
     while True:
         try:
             chunk = next(chunks, None)

@@ -81,6 +81,15 @@ def _is_record_line(framing: str) -> str:
     return not_blank
 
 
+def ingest_connection() -> duckdb.DuckDBPyConnection:
+    """The DuckDB connection a Normaliser parses with: times in UTC, and rows in any order (they carry their source
+    line), so DuckDB need not keep input order."""
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'").fetchall()
+    con.execute("SET preserve_insertion_order = false").fetchall()
+    return con
+
+
 class Normaliser:
     """Turns line tables into committed-ready parts; keeps the label and trace decodings across batches."""
 
