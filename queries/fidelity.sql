@@ -36,43 +36,49 @@ meanings (outcome, meaning) AS (
         ('no_logged_verdict', 'the logged trace does not end in allow or deny'),
         ('not_replayed', 'the row was ingested after the replay ran: run flowstage replay again')
 ),
--- One pass over the fidelity view: both comparisons read this.
+-- One pass over the fidelity view, its rows grouped by everything both comparisons read: the rest works on groups.
 compared AS (
     SELECT
-        row_id, num_flows,
+        current_disagreement, current_agrees, logged_tier, logged_policy, logged_rule,
+        current_tier, current_policy, current_rule,
+        pending_disagreement, pending_agrees, logged_pending_tier, logged_pending_policy, logged_pending_rule,
+        pending_tier, pending_policy, pending_rule,
+        count(*) AS rows, sum(COALESCE(num_flows, 1)) AS flows, min(row_id) AS example_row
+    FROM fidelity
+    GROUP BY
         current_disagreement, current_agrees, logged_tier, logged_policy, logged_rule,
         current_tier, current_policy, current_rule,
         pending_disagreement, pending_agrees, logged_pending_tier, logged_pending_policy, logged_pending_rule,
         pending_tier, pending_policy, pending_rule
-    FROM fidelity
 ),
 observations AS (
     SELECT
         'current' AS comparison,
         COALESCE(current_disagreement, 'agree') AS outcome,
         current_agrees AS verdict_agrees,
-        COALESCE(num_flows, 1) AS flows,
+        rows, flows,
         COALESCE(logged_tier || '/', '') || logged_policy || CASE WHEN logged_rule IS NULL THEN ''
             WHEN logged_rule = -1 THEN ' end of tier' ELSE ' rule ' || CAST(logged_rule AS VARCHAR) END AS logged_decider,
         COALESCE(current_tier || '/', '') || current_policy || CASE WHEN current_rule IS NULL THEN ''
             WHEN current_rule = -1 THEN ' end of tier' ELSE ' rule ' || CAST(current_rule AS VARCHAR) END AS replayed_decider,
-        row_id
+        example_row
     FROM compared
     UNION ALL
     SELECT
         'pending' AS comparison,
         COALESCE(pending_disagreement, 'agree') AS outcome,
         pending_agrees AS verdict_agrees,
-        COALESCE(num_flows, 1) AS flows,
+        rows, flows,
         COALESCE(logged_pending_tier || '/', '') || logged_pending_policy || CASE WHEN logged_pending_rule IS NULL THEN ''
             WHEN logged_pending_rule = -1 THEN ' end of tier' ELSE ' rule ' || CAST(logged_pending_rule AS VARCHAR) END AS logged_decider,
         COALESCE(pending_tier || '/', '') || pending_policy || CASE WHEN pending_rule IS NULL THEN ''
             WHEN pending_rule = -1 THEN ' end of tier' ELSE ' rule ' || CAST(pending_rule AS VARCHAR) END AS replayed_decider,
-        row_id
+        example_row
     FROM compared
 ),
 outcomes AS (
-    SELECT comparison, outcome, verdict_agrees, count(*) AS rows, sum(flows) AS flows, min(row_id) AS example_row
+    SELECT comparison, outcome, verdict_agrees, CAST(sum(rows) AS BIGINT) AS rows, sum(flows) AS flows,
+        min(example_row) AS example_row
     FROM observations
     GROUP BY comparison, outcome, verdict_agrees
 ),
@@ -80,7 +86,7 @@ logged_deciders AS (
     SELECT
         comparison, outcome, verdict_agrees, logged_decider,
         row_number() OVER (
-            PARTITION BY comparison, outcome, verdict_agrees ORDER BY count(*) DESC, logged_decider
+            PARTITION BY comparison, outcome, verdict_agrees ORDER BY sum(rows) DESC, logged_decider
         ) AS pick
     FROM observations
     WHERE logged_decider IS NOT NULL
@@ -90,7 +96,7 @@ replayed_deciders AS (
     SELECT
         comparison, outcome, verdict_agrees, replayed_decider,
         row_number() OVER (
-            PARTITION BY comparison, outcome, verdict_agrees ORDER BY count(*) DESC, replayed_decider
+            PARTITION BY comparison, outcome, verdict_agrees ORDER BY sum(rows) DESC, replayed_decider
         ) AS pick
     FROM observations
     WHERE replayed_decider IS NOT NULL

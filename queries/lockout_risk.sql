@@ -79,7 +79,7 @@ at_risk AS (
         dest_service_namespace, dest_service_name,
         num_flows, bytes_in, bytes_out, packets_in, packets_out,
         proposed_verdict, proposed_policy, proposed_rule, proposed_reason
-    FROM replay
+    FROM findings
     WHERE action = 'allow'
       AND (proposed_verdict = 'deny'
         -- An unknown verdict is a risk when promotion brings the doubt: a row replay cannot judge under either

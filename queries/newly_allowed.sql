@@ -38,7 +38,7 @@ opening AS (
         num_flows, bytes_in, bytes_out, packets_in, packets_out,
         current_tier, current_policy, current_rule,
         proposed_tier, proposed_policy, proposed_rule, proposed_staged
-    FROM replay
+    FROM findings
     -- Logged deny, allowed after promotion, and not already allowed by the supplied policies today: when the
     -- current set allows what the dataplane denied, the inputs differ from what was enforced (see fidelity),
     -- which is not promotion's doing.

@@ -41,7 +41,7 @@ held AS (
         current_without_nets_rule,
         proposed_verdict, proposed_policy, proposed_without_nets_verdict, proposed_without_nets_policy,
         proposed_without_nets_rule
-    FROM replay
+    FROM findings
     WHERE (current_verdict = 'allow' AND current_without_nets_verdict = 'deny')
        OR (proposed_verdict = 'allow' AND proposed_without_nets_verdict = 'deny')
 ),

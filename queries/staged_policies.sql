@@ -66,7 +66,7 @@ objects AS (
     FROM steps AS s
     LEFT JOIN evaluated AS e ON e.policy = s.policy AND e.policy_kind = s.policy_kind
 ),
--- One pass over the replay: the rows a staged object decides after promotion, and the changed rows a deleted
+-- One pass over the findings: the rows a staged object decides after promotion, and the changed rows a deleted
 -- policy decides today; `attributed` and `hits` both read this.
 involved AS (
     SELECT
@@ -77,7 +77,7 @@ involved AS (
         current_policy, current_policy_kind,
         proposed_verdict, proposed_staged, proposed_policy, proposed_policy_kind, proposed_rule,
         would_break, newly_allowed, verdict_changed
-    FROM replay
+    FROM findings
     WHERE proposed_staged OR verdict_changed
 ),
 attributed AS (
@@ -155,34 +155,44 @@ records AS (
     FROM attributed
     GROUP BY staged_policy, staged_kind
 ),
+-- The logged endpoints, read from the replay's distinct keys (each row's endpoints are among them).
 endpoints AS (
     SELECT type, namespace, workload, any_value(labels) AS labels
     FROM (
         SELECT source_type AS type, source_namespace AS namespace,
             COALESCE(source_name_aggr, source_name, source_ip) AS workload, source_labels AS labels
-        FROM flows
+        FROM verdicts
         WHERE source_type IN ('wep', 'hep') AND source_labels IS NOT NULL
         UNION ALL
         SELECT dest_type AS type, dest_namespace AS namespace,
             COALESCE(dest_name_aggr, dest_name, dest_ip) AS workload, dest_labels AS labels
-        FROM flows
+        FROM verdicts
         WHERE dest_type IN ('wep', 'hep') AND dest_labels IS NOT NULL
     ) AS seen
     GROUP BY type, namespace, workload
 ),
-selected AS (
-    SELECT o.policy, o.policy_kind, count(*) AS endpoints_selected
+-- A namespaced object selects in its namespace only: an equality join, so its selector meets those endpoints alone.
+candidates AS (
+    SELECT o.policy, o.policy_kind, o.selector, e.type, e.namespace, e.labels
     FROM objects AS o
-    JOIN endpoints AS e
-        ON o.selector IS NOT NULL
-        AND (o.namespace IS NULL OR e.namespace = o.namespace)
-        AND selector_match(
-            o.selector,
-            CASE WHEN e.type = 'wep' THEN map_concat(e.labels, map(
-                ['projectcalico.org/namespace', 'projectcalico.org/orchestrator'], [e.namespace, 'k8s']))
-            ELSE e.labels END
-        )
-    GROUP BY o.policy, o.policy_kind
+    JOIN endpoints AS e ON e.namespace = o.namespace
+    WHERE o.selector IS NOT NULL
+    UNION ALL
+    SELECT o.policy, o.policy_kind, o.selector, e.type, e.namespace, e.labels
+    FROM objects AS o
+    CROSS JOIN endpoints AS e
+    WHERE o.selector IS NOT NULL AND o.namespace IS NULL
+),
+selected AS (
+    SELECT policy, policy_kind, count(*) AS endpoints_selected
+    FROM candidates
+    WHERE selector_match(
+        selector,
+        CASE WHEN type = 'wep' THEN map_concat(labels, map(
+            ['projectcalico.org/namespace', 'projectcalico.org/orchestrator'], [namespace, 'k8s']))
+        ELSE labels END
+    )
+    GROUP BY policy, policy_kind
 ),
 rules AS (
     SELECT policy, policy_kind, direction, rule

@@ -42,7 +42,7 @@ remedies (reason, remedy) AS (
         ('host_endpoint_unknown', 'supply the HostEndpoint objects (`calicoctl get hostendpoints -o yaml`) with the policies'),
         ('profile_unknown', 'supply the Profile objects the endpoint lists (`calicoctl get profiles -o yaml`)')
 ),
--- One pass over the replay, each row once per policy set that could not decide it.
+-- One pass over the findings, each row once per policy set that could not decide it.
 unknowns AS (
     SELECT
         s.policy_set,
@@ -53,7 +53,7 @@ unknowns AS (
         r.source_type, r.source_namespace, r.source_name, r.source_name_aggr, r.source_ip, r.source_port,
         r.dest_type, r.dest_namespace, r.dest_name, r.dest_name_aggr, r.dest_ip, r.dest_port, r.proto, r.action,
         r.num_flows, r.bytes_in, r.bytes_out, r.packets_in, r.packets_out
-    FROM replay AS r
+    FROM findings AS r
     CROSS JOIN (VALUES ('current'), ('proposed')) AS s (policy_set)
     WHERE (r.current_verdict = 'unknown' OR r.proposed_verdict = 'unknown')
       AND CASE s.policy_set WHEN 'current' THEN r.current_verdict ELSE r.proposed_verdict END = 'unknown'

@@ -30,7 +30,7 @@
 -- Parameter: $top — keep the first N rows (NULL keeps all).
 -- Show: rank, dest_namespace, dest_workload, dest_port, proto, flows, bytes, top_source, denied_by_policy, denied_by_rule
 WITH
--- One pass over the replay: `breaking` and `labelled` both read this.
+-- One pass over the findings: `breaking` and `labelled` both read this.
 logged AS (
     SELECT
         reporter, host, source_file, start_time, end_time,
@@ -38,7 +38,7 @@ logged AS (
         dest_type, dest_namespace, dest_name, dest_name_aggr, dest_ip, dest_port, proto, dest_labels,
         num_flows, bytes_in, bytes_out, packets_in, packets_out,
         proposed_tier, proposed_policy, proposed_rule, proposed_staged
-    FROM replay
+    FROM findings
     WHERE would_break
 ),
 breaking AS (

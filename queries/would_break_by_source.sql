@@ -32,7 +32,7 @@ breaking AS (
         dest_type, dest_namespace, dest_name, dest_name_aggr, dest_ip, dest_port, proto,
         num_flows, bytes_in, bytes_out, packets_in, packets_out,
         proposed_tier, proposed_policy, proposed_rule, proposed_staged
-    FROM replay
+    FROM findings
     WHERE would_break
 ),
 named AS (

@@ -19,7 +19,7 @@ breaking AS (
         source_type, source_namespace, source_name, source_name_aggr, source_ip, source_port,
         dest_type, dest_namespace, dest_name, dest_name_aggr, dest_ip, dest_port, proto,
         num_flows, bytes_in, bytes_out, packets_in, packets_out
-    FROM replay
+    FROM findings
     WHERE would_break
 ),
 named AS (

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from typer.testing import CliRunner
 
 from flowstage.cli import app
 from flowstage.errors import UsageError
+from flowstage.report import ReplayMissingError
+from flowstage.store import Store
 
 FRONTEND = pod("prod", "frontend", env="prod")
 BACKEND = pod("prod", "backend", "5c8bd9d4f", env="prod")
@@ -108,3 +111,19 @@ def test_list_names_every_report_and_its_question():
     names = [line.split()[0] for line in result.output.splitlines() if line.strip()]
     assert names[:3] == ["would_break", "would_break_by_source", "lockout_risk"]
     assert len(names) == len(list(Path(__file__).parents[1].joinpath("queries").glob("*.sql")))
+
+
+def test_a_replay_without_the_findings_view_asks_for_a_new_replay(tmp_path):
+    # A replay published before the reports read `findings` has every other view.
+    store = Store.open(build_store(tmp_path, RECORDS, LESSON))
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    files = []
+    for path in store.files("replay"):
+        files.append(staged / path.name)
+        shutil.copyfile(path, files[-1])
+    views = {name: text for name, text in store.manifest()["datasets"]["replay"]["views"].items() if name != "findings"}
+    store.publish("replay", files, views)
+    result = runner.invoke(app, ["report", "--store", str(store.root)])
+    assert isinstance(result.exception, ReplayMissingError)
+    assert "lacks the `findings` view the reports read: run `flowstage replay" in str(result.exception)

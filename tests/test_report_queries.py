@@ -21,7 +21,8 @@ from sqlglot.errors import ErrorLevel
 
 from flowstage.policy.traffic import Reason
 from flowstage.report import build_report, open_replay
-from flowstage.report.queries import QUERIES_DIR, discover, resolve_named
+from flowstage.report.build import findings_at_hand
+from flowstage.report.queries import QUERIES_DIR, discover, resolve_named, run
 
 FRONTEND = pod("prod", "frontend", env="prod")
 BACKEND = pod("prod", "backend", "5c8bd9d4f", env="prod")
@@ -270,6 +271,26 @@ def test_a_safety_net_hides_the_breakage_and_the_safety_net_report_reveals_it(tm
         "Promoting 1 staged policy would break none of the logged traffic; no lockout risk. 16 flows would stay "
         "open only because of zzz-final-allow-everything: they break the day it is removed."
     )
+
+
+def test_a_report_run_reads_the_findings_once_and_answers_as_each_query_alone_does(cluster, report):
+    con = open_replay(cluster)
+    try:
+        [(findings, replayed, breaking)] = con.execute(
+            "SELECT (SELECT count(*) FROM findings), count(*), count(*) FILTER (WHERE would_break) FROM replay"
+        ).fetchall()
+        assert 0 < breaking <= findings < replayed  # rows nothing is reported about stay out
+        # Each query alone reads the `findings` view, which joins the rows to their verdicts again.
+        alone = {name: run(con, query, top=None) for name, query in discover().items()}
+        with findings_at_hand(con):
+            tables = con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+            assert tables == [("findings",)]
+            assert con.execute("SELECT count(*) FROM findings").fetchall() == [(findings,)]
+        assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchall() == [(0,)]
+    finally:
+        con.close()
+    for name, section in report.sections.items():
+        assert section.table.to_pylist() == alone[name].to_pylist(), name
 
 
 def test_every_query_documents_its_question_and_every_column_it_returns(report):

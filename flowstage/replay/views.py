@@ -60,6 +60,39 @@ FROM (SELECT flows.*, {replay_key_sql(key_columns)} AS replay_key FROM flows) AS
 LEFT JOIN verdicts AS v ON v.replay_key = f.replay_key"""
 
 
+# What a finding row carries: every flows column but the policy traces and the process, HTTP, TCP and transit
+# counters, so a report run can keep the findings at hand.
+FINDING_COLUMNS: tuple[str, ...] = (
+    "start_time", "end_time",
+    "source_type", "source_namespace", "source_name", "source_name_aggr", "source_ip", "source_port", "source_labels",
+    "dest_type", "dest_namespace", "dest_name", "dest_name_aggr", "dest_ip", "dest_port", "dest_labels",
+    "dest_service_namespace", "dest_service_name", "dest_service_port", "dest_service_port_num",
+    "proto", "proto_num", "action", "reporter",
+    "bytes_in", "bytes_out", "packets_in", "packets_out", "num_flows", "num_flows_started", "num_flows_completed",
+    "host", "cluster", "format", "source_file", "source_line",
+)  # fmt: skip
+
+# A row is a finding when promotion changes or decides its verdict, when a set cannot decide it, or when only a
+# safety net keeps it open: every row a report other than fidelity looks at.
+FINDING = """would_break OR newly_allowed OR verdict_changed OR proposed_staged
+   OR current_verdict = 'unknown' OR proposed_verdict = 'unknown'
+   OR (current_verdict = 'allow' AND current_without_nets_verdict = 'deny')
+   OR (proposed_verdict = 'allow' AND proposed_without_nets_verdict = 'deny')"""
+
+
+def findings_view() -> str:
+    columns = ", ".join(FINDING_COLUMNS)
+    verdicts = ", ".join(verdict_columns())
+    return f"""-- findings: the replay rows a report looks at, with the columns reports read: rows that would break or be
+-- newly allowed, whose verdict promotion changes or a staged policy decides, that the current or proposed set
+-- cannot decide (unknown), or that only a safety net keeps open, today or after promotion. Every flows column but
+-- the policy traces and the process, HTTP, TCP and transit counters; row_id; the verdict columns of each set;
+-- would_break, newly_allowed, verdict_changed. A report run reads the replay for them once.
+SELECT {columns}, row_id, {verdicts}, would_break, newly_allowed, verdict_changed
+FROM replay
+WHERE {FINDING}"""
+
+
 CONNECTION_COLUMNS: tuple[str, ...] = (
     "start_time",
     "end_time",
@@ -230,6 +263,9 @@ def _final_action(hit: str) -> str:
 def fidelity_view(files: FilesRef) -> str:
     enforced = "enforced_policies"
     legacy = "list_filter(all_policies, lambda h: NOT COALESCE(h.staged, FALSE))"
+    # Asked only of rows that disagree, where the CASE reaches it: most rows never walk their trace for it.
+    current_unsupplied = _unsupplied("enforced_trace", "current_ids")
+    pending_unsupplied = _unsupplied("pending_trace", "pending_ids")
     return f"""-- fidelity: row by row, does the replayed model agree with what the dataplane logged?
 -- current: the logged action vs current_verdict; the logged enforced trace (enforced_policies, or for legacy
 --   logs all_policies with staged hits removed) names the decider, compared with current_tier/policy/rule.
@@ -263,8 +299,7 @@ decided AS (
   SELECT l.*,
          enforced_trace[array_length(enforced_trace)] AS logged_hit,
          pending_trace[array_length(pending_trace)] AS logged_pending_hit,
-         {_unsupplied('enforced_trace', 's.current_ids')} AS current_unsupplied,
-         {_unsupplied('pending_trace', 's.pending_ids')} AS pending_unsupplied
+         s.current_ids, s.pending_ids
   FROM logged AS l CROSS JOIN supplied AS s
 ),
 compared AS (
@@ -291,9 +326,9 @@ SELECT row_id, replay_key, source_file, source_line, format, start_time, end_tim
        CASE
          WHEN current_verdict IS NULL THEN 'not_replayed'
          WHEN current_verdict = 'unknown' THEN 'unknown_verdict'
-         WHEN NOT current_agrees AND current_unsupplied THEN 'policy_not_supplied'
+         WHEN NOT current_agrees AND {current_unsupplied} THEN 'policy_not_supplied'
          WHEN NOT current_agrees THEN 'verdict_differs'
-         WHEN NOT current_same_decider AND current_unsupplied THEN 'policy_not_supplied'
+         WHEN NOT current_same_decider AND {current_unsupplied} THEN 'policy_not_supplied'
          WHEN NOT current_same_decider THEN 'different_deciding_policy'
        END AS current_disagreement,
        logged_pending_action,
@@ -308,9 +343,9 @@ SELECT row_id, replay_key, source_file, source_line, format, start_time, end_tim
          WHEN pending_verdict IS NULL THEN 'not_replayed'
          WHEN pending_verdict = 'unknown' THEN 'unknown_verdict'
          WHEN logged_pending_action IS NULL THEN 'no_logged_verdict'
-         WHEN NOT pending_agrees AND pending_unsupplied THEN 'policy_not_supplied'
+         WHEN NOT pending_agrees AND {pending_unsupplied} THEN 'policy_not_supplied'
          WHEN NOT pending_agrees THEN 'verdict_differs'
-         WHEN NOT pending_same_decider AND pending_unsupplied THEN 'policy_not_supplied'
+         WHEN NOT pending_same_decider AND {pending_unsupplied} THEN 'policy_not_supplied'
          WHEN NOT pending_same_decider THEN 'different_deciding_policy'
        END AS pending_disagreement
 FROM compared"""
@@ -346,6 +381,7 @@ def all_views(files: FilesRef, key_columns: Sequence[str]) -> dict[str, str]:
     return {
         "verdicts": verdicts_view(files, key_columns),
         "replay": replay_view(key_columns),
+        "findings": findings_view(),
         "connections": connections_view(),
         "fidelity": fidelity_view(files),
         "replay_info": info_view(files),

@@ -4,7 +4,9 @@ replay run it describes. The CLI, `check` and notebooks all build reports throug
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,9 @@ class ReplayMissingError(FlowstageError):
     """The store has flows but no replay: there is nothing to report yet."""
 
 
+FINDINGS = "findings"  # the view every report but fidelity reads (flowstage.replay.views)
+
+
 def open_replay(store: str | Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection to a store that has been replayed; a clear error when it has not."""
     con = Store.open(store).connect()
@@ -31,7 +36,46 @@ def open_replay(store: str | Path) -> duckdb.DuckDBPyConnection:
         raise ReplayMissingError(
             f"{store} has no replay yet: run `flowstage replay --store {store} --policies POLICIES` first"
         )
+    if FINDINGS not in views:
+        con.close()
+        raise ReplayMissingError(
+            f"{store} was replayed by an earlier flowstage, whose replay lacks the `{FINDINGS}` view the reports read: "
+            f"run `flowstage replay --store {store} --policies POLICIES` again"
+        )
     return con
+
+
+@contextlib.contextmanager
+def findings_at_hand(con: Any) -> Iterator[None]:
+    """The `findings` view's rows kept in a temporary table of the same name while the block runs, so a report run
+    joins the rows to their verdicts once instead of once per report.
+
+    A connection's views read a fixed set of files, so the table answers exactly as the view does; it shadows the
+    view for every query on `con` (temporary objects come first) and is dropped afterwards. Only on DuckDB; other
+    engines read the view.
+    """
+    if not isinstance(con, duckdb.DuckDBPyConnection) or not _has_view(con, FINDINGS) or _has_temp_table(con, FINDINGS):
+        yield
+        return
+    try:
+        con.execute(f"CREATE TEMP TABLE {FINDINGS} AS SELECT * FROM main.{FINDINGS}").fetchall()
+    except duckdb.Error as exc:
+        first = str(exc).splitlines()[0]
+        raise q.QueryError(f"the {FINDINGS} view failed: {first}") from exc
+    try:
+        yield
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS temp.{FINDINGS}").fetchall()
+
+
+def _has_view(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    found = con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND NOT temporary", [name]).fetchall()
+    return found == [(1,)]
+
+
+def _has_temp_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    found = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary", [name]).fetchall()
+    return found != [(0,)]
 
 
 @dataclass
@@ -293,9 +337,10 @@ def build_report(
         raise UsageError(f"--top must be at least 1, got {top}")
     available = q.discover(directory)
     chosen = list(available) if not names else [q.find(n, directory).name for n in names]
-    sections = {name: run_section(con, available[name], top) for name in chosen}
-    info = replay_info(con)
-    # The verdict needs its figures even when only some reports were asked for.
-    helpers = {n: Section(query=available[n], table=pa.table({}), total_rows=0) for n in available if n not in sections}
-    summary = summarize(con, {**helpers, **sections}, info)
+    with findings_at_hand(con):
+        sections = {name: run_section(con, available[name], top) for name in chosen}
+        info = replay_info(con)
+        # The verdict needs its figures even when only some reports were asked for.
+        helpers = {n: Section(query=available[n], table=pa.table({}), total_rows=0) for n in available if n not in sections}
+        summary = summarize(con, {**helpers, **sections}, info)
     return Report(summary=summary, sections=sections, replay=info, top=top)
