@@ -20,17 +20,18 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import duckdb
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
-from flowstage import schema
 from flowstage.errors import StoreError
 from flowstage.options import LOCK_TIMEOUT
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+# DuckDB, Arrow and the schema are imported where they are used: a writer that only commits what other processes
+# staged (a parallel ingest's parent) needs none of them.
 
 MANIFEST = "manifest.json"
 LOCK = ".lock"
@@ -65,12 +66,16 @@ def _sql_list(paths: Iterable[Path]) -> str:
 
 
 def _empty_select(fields: pa.Schema) -> str:
+    from flowstage import schema
+
     cols = ", ".join(f'CAST(NULL AS {schema.duckdb_type(f.type)}) AS "{f.name}"' for f in fields)
     return f"SELECT {cols} WHERE false"
 
 
 def _typed_select(fields: pa.Schema, files: list[Path]) -> str:
     """Schema columns in schema order over the listed Parquet files (older parts may lack newer columns)."""
+    from flowstage import schema
+
     if not files:
         return _empty_select(fields)
     cols = ", ".join(f'CAST("{f.name}" AS {schema.duckdb_type(f.type)}) AS "{f.name}"' for f in fields)
@@ -144,6 +149,8 @@ class Store:
 
     def view_sql(self, manifest: dict[str, Any] | None = None) -> dict[str, str]:
         """Every view the store defines, name → SELECT text, in creation order."""
+        from flowstage import schema
+
         m = manifest or self.manifest()
         views = {
             FLOWS: _typed_select(schema.FLOW_SCHEMA, self.files(FLOWS, m)),
@@ -167,6 +174,8 @@ class Store:
         Read-only connections cannot write files: DuckDB may only open the store's committed files, and the
         configuration is locked, so `COPY … TO`, `EXPORT DATABASE` and re-enabling access all fail.
         """
+        import duckdb
+
         m = self.manifest()
         con = _connection()
         pending = self.view_sql(m)
@@ -225,6 +234,10 @@ class Store:
         (with the source's record count) once it holds PART_ROWS rows, and every open part when the batches
         end or the caller's iterator fails; a failed write commits nothing more.
         """
+        import pyarrow as pa
+
+        from flowstage import schema
+
         total = 0
         with self.writer() as writer:
             day_files = [_DayFiles(writer.staging / f"append-{i}") for i in range(APPEND_THREADS)]
@@ -330,6 +343,8 @@ class StoreWriter:
 
     def write_flow_table(self, table: pa.Table) -> list[Part]:
         """Write canonical rows as one part per day under `flows/date=…/`, renamed in, not yet committed."""
+        from flowstage import schema
+
         files = _DayFiles(self.staging / uuid.uuid4().hex)
         try:
             # More days than stay open at once: the days closed early are parts too.
@@ -440,13 +455,25 @@ PART_ROWS = 4 * 1024 * 1024  # rows per appended part: a few hundred MB of Parqu
 APPEND_THREADS = 2
 OPEN_DAYS = 16  # appended days with a part open at once; the least recently written closes first
 _DAY_MICROS = 86_400 * 1_000_000
-_NESTED = [f.name for f in schema.FLOW_SCHEMA if pa.types.is_nested(f.type)]
-# Min/max statistics serve filters on plain columns; for label maps and policy traces they only cost time.
-_WITH_STATISTICS = [f.name for f in schema.FLOW_SCHEMA if f.name not in _NESTED]
+_NO_DAY = -(2**63)  # numpy's smallest int64: rows with neither start nor end
+
+
+def _with_statistics() -> list[str]:
+    """Columns whose min/max statistics serve filters: plain ones. For label maps and policy traces they only cost
+    time."""
+    import pyarrow as pa
+
+    from flowstage import schema
+
+    return [f.name for f in schema.FLOW_SCHEMA if not pa.types.is_nested(f.type)]
 
 
 def _by_day(table: pa.Table) -> list[tuple[str, pa.Table]]:
     """Split canonical rows by the UTC day of their window (`unknown` when it has neither start nor end)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     start = table.column("start_time")
     if start.null_count == 0:
         # The usual batch: one day, told by the extremes without a pass per row in Python.
@@ -457,7 +484,7 @@ def _by_day(table: pa.Table) -> list[tuple[str, pa.Table]]:
     when = pc.coalesce(start, table.column("end_time"))
     known = np.asarray(pc.is_valid(when).to_numpy(zero_copy_only=False))
     micros = np.asarray(pc.fill_null(when.cast(pa.int64()), 0).to_numpy())
-    days = np.where(known, np.floor_divide(micros, _DAY_MICROS), np.iinfo(np.int64).min)
+    days = np.where(known, np.floor_divide(micros, _DAY_MICROS), _NO_DAY)
     distinct = np.unique(days)
     if len(distinct) == 1:
         return [(_day_name(int(distinct[0])), table)]
@@ -465,7 +492,9 @@ def _by_day(table: pa.Table) -> list[tuple[str, pa.Table]]:
 
 
 def _day_name(day: int) -> str:
-    return "unknown" if day == np.iinfo(np.int64).min else str(np.datetime64(day, "D"))
+    import numpy as np
+
+    return "unknown" if day == _NO_DAY else str(np.datetime64(day, "D"))
 
 
 class _DayFiles:
@@ -503,11 +532,15 @@ class _DayFiles:
         self.open.clear()
 
     def _start(self) -> tuple[pq.ParquetWriter, Path]:
+        import pyarrow.parquet as pq
+
+        from flowstage import schema
+
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"part-{uuid.uuid4()}.parquet"
         # Snappy, as DuckDB writes by default: the store's parts read alike whichever writer made them.
         return pq.ParquetWriter(path, schema.FLOW_SCHEMA, compression="snappy",
-                                write_statistics=_WITH_STATISTICS), path
+                                write_statistics=_with_statistics()), path
 
     def _close(self, day: str) -> tuple[Path, str, int]:
         file, path, count = self.open.pop(day)
@@ -570,6 +603,8 @@ def memory_limit() -> str:
 def _connection() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection that shows and partitions times in UTC and draws no progress bar, and whose
     memory is bounded: what a big join or aggregate needs beyond the limit spills to a temporary folder."""
+    import duckdb
+
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'").fetchall()
     # DuckDB's own default is 80% of the machine, and an in-memory database spills into ./.tmp of whatever folder

@@ -1,8 +1,8 @@
-"""Ingest on several cores: worker processes that read stretches of input files into staged parts, and the pool
-that hands the stretches out and brings back what each batch staged, for the pipeline to commit in file order.
+"""Ingest on several cores, the parent's side: the jobs and messages, and the pool of worker processes that takes
+jobs as they free up and sends back what each batch staged, for the pipeline to commit in file order.
 
-Workers stage parts (renamed into the store, listed nowhere) and never commit: only the parent, which holds the
-store's writer lock, makes them visible. A worker stops the moment its parent does.
+Workers (flowstage.ingest.worker) stage parts, renamed into the store but listed nowhere, and never commit: only
+the parent, which holds the store's writer lock, makes them visible. This side loads neither DuckDB nor Arrow.
 """
 
 from __future__ import annotations
@@ -10,23 +10,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import threading
-import traceback
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
 
 from flowstage.errors import FlowstageError
-from flowstage.ingest.lines import CHUNK_BYTES, line_batches
-from flowstage.ingest.normalise import BatchResult, Normaliser, ingest_connection
-from flowstage.ingest.sources import Content, DamagedInput, Source
-from flowstage.store import Store, StoreWriter
+from flowstage.store import Part
 
 
 @dataclass(frozen=True)
@@ -52,7 +46,15 @@ class Staged:
     newlines: int  # newlines in the content before `end`
     unterminated_bytes: int  # a last line without newline, included in `end`
     read_bytes: int  # bytes of the file on disk the job has got through
-    outcome: BatchResult
+    read: int  # records read
+    flows: list[Part] = field(default_factory=list)
+    quarantine: list[Part] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)  # quarantined records by reason
+    unterminated_quarantined: bool = False  # the cut last line went to the quarantine
+
+    @property
+    def stored(self) -> int:
+        return sum(p.rows for p in self.flows)
 
 
 @dataclass
@@ -65,7 +67,9 @@ class Finished:
 
 
 @dataclass
-class _Crashed:
+class Crashed:
+    """An unexpected error in a worker, with its traceback; the worker stops."""
+
     job: int
     trace: str
 
@@ -78,110 +82,7 @@ class WorkerFailed(RuntimeError):
     """An unexpected error inside a worker; the message carries the worker's traceback."""
 
 
-# --- the worker side ---------------------------------------------------------------------------------------
-
-
-def run_job(job: Job, writer: StoreWriter, normaliser: Normaliser) -> Iterator[Staged | Finished]:
-    """Read, normalise and stage one job batch by batch; ends with its Finished."""
-    source = Source(Path(job.path), explicit=True)
-    try:
-        content = Content(source)
-    except OSError as exc:
-        yield Finished(job.number, failure=f"cannot read: {exc.strerror or exc}")
-        return
-    with content:
-        offset = job.start
-        try:
-            content.skip(job.start)
-            for batch in line_batches(_stretch(content, job.end), job.first_line, job.start, job.batch_rows):
-                outcome = normaliser.run(writer, batch.table, job.format, job.framing, source.name,
-                                         at_file_start=offset == 0)
-                outcome.stage(writer)
-                yield Staged(job.number, batch.end, batch.newlines, batch.unterminated_bytes, content.raw_position,
-                             outcome)
-                offset = batch.end
-        except DamagedInput as exc:
-            yield Finished(job.number, failure=f"cannot read past byte {content.position}: {exc}", read_to_end=True)
-            return
-        except UnicodeDecodeError as exc:
-            yield Finished(job.number, failure=f"not UTF-8 text ({exc.reason})")
-            return
-        except (OSError, EOFError, ValueError) as exc:
-            yield Finished(job.number, failure=f"cannot read past byte {content.position}: {exc}")
-            return
-    yield Finished(job.number, read_to_end=True)
-
-
-def _stretch(content: Content, end: int | None) -> Iterator[bytes]:
-    """The content from its current position to `end` (to its end when None), in chunks."""
-    if end is None:
-        yield from content.chunks(CHUNK_BYTES)
-        return
-    while (left := end - content.position) > 0:
-        chunk = content.read(min(left, CHUNK_BYTES))
-        if not chunk:
-            raise OSError("the file is shorter than when the ingest began (truncated or replaced while read)")
-        yield chunk
-
-
-def _serve(jobs: Connection, lifeline: int, store_root: str, staging: str) -> None:
-    """A worker's life: jobs in, staged batches out, until told to stop or the parent is gone."""
-    threading.Thread(target=_exit_with_parent, args=(lifeline,), name="flowstage-parent-watch", daemon=True).start()
-    writer = StoreWriter(Store(Path(store_root)))
-    writer.staging = Path(staging) / f"worker-{os.getpid()}"
-    normaliser = Normaliser(ingest_connection())
-    while True:
-        try:
-            job = jobs.recv()
-        except EOFError:
-            return
-        if job is None:
-            return
-        try:
-            for message in run_job(job, writer, normaliser):
-                jobs.send(message)
-        except BaseException:
-            jobs.send(_Crashed(job.number, traceback.format_exc()))
-            return
-
-
-def _exit_with_parent(lifeline: int) -> None:
-    # Only the parent holds the other end: reading ends when it does, even when it was killed outright. Leaving at
-    # once means no part is staged into the store after the parent died, under the feet of the next writer.
-    while os.read(lifeline, 1):
-        pass
-    os._exit(1)
-
-
-def start_workers(spec: dict[str, Any]) -> None:
-    """The process the parent starts: it loads ingest once, then forks one worker per connection and waits for
-    them, so each worker starts warm and none inherits anything from the parent but its two descriptors."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
-    children = []
-    for fd in spec["connections"]:
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                for other in spec["connections"]:
-                    if other != fd:
-                        os.close(other)
-                _serve(Connection(fd), spec["lifeline"], spec["store"], spec["staging"])
-                code = 0
-            except BaseException:
-                traceback.print_exc()
-            finally:
-                os._exit(code)
-        children.append(pid)
-    for fd in [*spec["connections"], spec["lifeline"]]:
-        os.close(fd)
-    for pid in children:
-        os.waitpid(pid, 0)
-
-
-# --- the parent side ---------------------------------------------------------------------------------------
-
-_HELPER = "import json, sys; from flowstage.ingest.parallel import start_workers; start_workers(json.loads(sys.argv[1]))"
+_HELPER = "import json, sys; from flowstage.ingest.worker import start_workers; start_workers(json.loads(sys.argv[1]))"
 
 
 class Pool:
@@ -232,7 +133,7 @@ class Pool:
                     message = worker.recv()
                 except (EOFError, OSError):
                     raise self._lost() from None
-                if isinstance(message, _Crashed):
+                if isinstance(message, Crashed):
                     raise WorkerFailed(f"ingest worker failed:\n{message.trace}")
                 yield message
                 if isinstance(message, Finished):

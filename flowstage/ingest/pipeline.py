@@ -14,18 +14,21 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flowstage.errors import UsageError
 from flowstage.ingest.detect import DOCUMENT, FORMATS, Detection, detect
-from flowstage.ingest.documents import document_records
-from flowstage.ingest.lines import CHUNK_BYTES, line_batches
-from flowstage.ingest.normalise import INVALID_JSON, BatchResult, Normaliser, ingest_connection
-from flowstage.ingest.parallel import Finished, Job, Pool, Staged, default_workers, run_job
+from flowstage.ingest.parallel import Finished, Job, Pool, Staged, default_workers
 from flowstage.ingest.ranges import pieces
 from flowstage.ingest.sources import FINGERPRINT_BYTES, Content, DamagedInput, Source, expand
 from flowstage.options import INGEST_BATCH_ROWS
 from flowstage.store import DEFAULT_LOCK_TIMEOUT, Store, StoreWriter, WriteBehind
+
+if TYPE_CHECKING:
+    from flowstage.ingest.normalise import BatchResult, Normaliser
+
+# Parsing (DuckDB, Arrow) is imported where an input is read in this process: when workers read everything, the
+# parent only plans and commits, and starts in a fraction of the time.
 
 DEFAULT_BATCH_ROWS = INGEST_BATCH_ROWS
 
@@ -43,7 +46,7 @@ class FileResult:
     quarantined: Counter[str] = field(default_factory=Counter)
     note: str = ""  # why skipped / failed, or what was resumed
 
-    def add(self, batch: BatchResult) -> None:
+    def add(self, batch: BatchResult | Staged) -> None:
         self.read += batch.read
         self.stored += batch.stored
         self.quarantined.update(batch.reasons)
@@ -180,6 +183,8 @@ class _Session:
     def normaliser(self) -> Normaliser:
         # Made on first use: an ingest whose inputs all go to workers never parses here.
         if self._normaliser is None:
+            from flowstage.ingest.normalise import Normaliser, ingest_connection
+
             self._normaliser = Normaliser(ingest_connection())
         return self._normaliser
 
@@ -271,11 +276,13 @@ class _Session:
         if not files:
             return results
         left = sum(f.bytes_left for f in files)
-        piece = piece_bytes or min(max(left // (workers * PIECES_PER_WORKER), MIN_PIECE_BYTES), MAX_PIECE_BYTES)
+        piece = piece_bytes or min(max(-(-left // (workers * PIECES_PER_WORKER)), MIN_PIECE_BYTES), MAX_PIECE_BYTES)
         jobs = _Jobs(files, piece, self.batch_rows)
         jobs_in_all = sum(f.jobs_expected(piece) for f in files)
         if jobs_in_all < 2 or (piece_bytes is None and left < MIN_PARALLEL_BYTES):
             # Too little left to pay for starting workers (a file grown by a few lines): read it here.
+            from flowstage.ingest.worker import run_job
+
             for job in jobs:
                 for message in run_job(job, self.writer, self.normaliser):
                     self._receive(jobs, message)
@@ -298,9 +305,11 @@ class _Session:
         self.progress.at(0)
 
 
-PIECES_PER_WORKER = 4  # pieces a plain file is cut into per worker: fewer to wait for at the end when one is slow
+# The input left is cut into this many pieces per worker: equal shares, and a second round so that a worker that
+# started late or ran slow leaves less to wait for. (Memory follows --batch-rows, not the piece size.)
+PIECES_PER_WORKER = 2
 MIN_PIECE_BYTES = 16 * 1024 * 1024  # a batch costs ~40 ms to plan and write whatever its size: pieces amortise it
-MAX_PIECE_BYTES = 64 * 1024 * 1024  # memory follows it (and --batch-rows), times the workers
+MAX_PIECE_BYTES = 256 * 1024 * 1024  # what a crash can leave staged but uncommitted, per worker, to redo
 MIN_PARALLEL_BYTES = 2 * MIN_PIECE_BYTES  # less input than this is read faster than workers start
 
 
@@ -355,16 +364,15 @@ class _FileCommits:
             self._finish(self.finished.pop(job))
 
     def _commit(self, staged: Staged) -> None:
-        outcome = staged.outcome
         end, partial = staged.end, 0
-        if outcome.unterminated_quarantined:
+        if staged.unterminated_quarantined:
             # A last line cut mid-record may be a writer still writing: read it again if the file grows.
             end, partial = staged.end - staged.unterminated_bytes, staged.unterminated_bytes
-        self.records += outcome.read
+        self.records += staged.read
         self.done = {**self.base, "offset": end, "newlines": staged.newlines, "records": self.records,
                      "partial_tail": partial}
-        _commit(self.writer, self.source, outcome, self.done)
-        self.result.add(outcome)
+        _commit(self.writer, self.source, staged, self.done)
+        self.result.add(staged)
 
     def _finish(self, finished: Finished) -> None:
         if finished.failure is not None:
@@ -377,7 +385,7 @@ class _FileCommits:
         """Remove the parts of batches staged after a failure: they were never committed."""
         for batches in self.staged.values():
             for staged in batches:
-                for part in (*staged.outcome.flows, *staged.outcome.quarantine):
+                for part in (*staged.flows, *staged.quarantine):
                     (self.writer.root / part.path).unlink(missing_ok=True)
         self.staged.clear()
 
@@ -435,7 +443,7 @@ def _base_entry(content: Content, detection: Detection, stat: os.stat_result | N
     }
 
 
-def _commit(writer: StoreWriter, source: Source, batch: BatchResult, entry: dict[str, Any]) -> None:
+def _commit(writer: StoreWriter, source: Source, batch: BatchResult | Staged, entry: dict[str, Any]) -> None:
     sources = {source.name: entry} if source.path is not None else None
     entry["ingested_at"] = datetime.now(UTC).isoformat()
     writer.commit(flows=batch.flows, quarantine=batch.quarantine, sources=sources)
@@ -451,6 +459,8 @@ def _stage_and_commit(job: tuple[StoreWriter, Content, BatchResult, dict[str, An
 def _ingest_lines(content: Content, detection: Detection, entry: dict[str, Any] | None, base: dict[str, Any],
                   writer: StoreWriter, normaliser: Normaliser, batch_rows: int, result: FileResult,
                   progress: _Progress) -> None:
+    from flowstage.ingest.lines import CHUNK_BYTES, line_batches
+
     offset = entry["offset"] if entry else 0
     newlines = entry["newlines"] if entry else 0
     records = entry["records"] if entry else 0
@@ -493,6 +503,9 @@ def _mark_complete(writer: StoreWriter, source: Source, done: dict[str, Any]) ->
 
 def _ingest_documents(content: Content, detection: Detection, entry: dict[str, Any] | None, base: dict[str, Any],
                       writer: StoreWriter, normaliser: Normaliser, result: FileResult) -> None:
+    from flowstage.ingest.documents import document_records
+    from flowstage.ingest.normalise import INVALID_JSON
+
     text = content.rest().decode("utf-8")
     table, unreadable = document_records(text)
     done = entry["records"] if entry else 0
