@@ -155,3 +155,12 @@ def test_sql_on_spark_refuses_writes_and_reports_a_bad_query_in_one_line(spark, 
 
     assert refused.returncode == 2 and "read-only" in refused.stderr
     assert failed.returncode == 2 and "no_such_column" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_a_missing_store_or_replay_is_a_one_line_error_on_spark(spark, ingested: Path, tmp_path: Path, capsys,
+                                                                 monkeypatch) -> None:
+    nowhere = run_cli(capsys, monkeypatch, "report", "--engine", "spark", "--store", (tmp_path / "none").as_uri())
+    unreplayed = run_cli(capsys, monkeypatch, "report", "--engine", "spark", "--store", ingested.as_uri())
+
+    assert nowhere.returncode == 2 and "no store at" in nowhere.stderr and "Traceback" not in nowhere.stderr
+    assert unreplayed.returncode == 2 and "no replay yet" in unreplayed.stderr
