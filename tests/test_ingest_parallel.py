@@ -163,6 +163,19 @@ def test_a_grown_file_adds_only_its_new_lines_in_pieces(tmp_path: Path):
     assert ingest([str(log)], store, workers=2, piece_bytes=4096).files[0].status == "unchanged"
 
 
+def test_a_few_new_lines_are_read_in_this_process_without_starting_workers(tmp_path: Path):
+    log = tmp_path / "flows.log"
+    log.write_bytes(b"".join(line(i) for i in range(100)))
+    store = Store.open(tmp_path / "store", create=True)
+    ingest([str(log)], store, workers=2, piece_bytes=4096)
+    with log.open("ab") as out:
+        out.write(b"".join(line(i) for i in range(100, 103)))
+    grown = ingest([str(log)], store, workers=2, piece_bytes=1024 * 1024)  # one piece: no worker would help
+    assert (grown.read, grown.stored) == (3, 3)
+    rows = store.connect().execute("SELECT source_line, bytes_in FROM flows ORDER BY 1").fetchall()
+    assert rows == [(i + 1, i) for i in range(103)]
+
+
 def test_compressed_files_are_read_whole_beside_the_pieces_of_plain_ones(tmp_path: Path):
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -241,6 +254,10 @@ StoreWriter.commit = commit_some
 """ + _INGEST
 
 
+# The same, leaving with 130 on Ctrl-C as the CLI does.
+_INTERRUPTIBLE = _INGEST.replace("except FlowstageError", "except KeyboardInterrupt:\n    sys.exit(130)\nexcept FlowstageError")
+
+
 def ingest_command(store: Path, logs: dict[str, int], script: str = _INGEST) -> list[str]:
     return [sys.executable, "-c", script, str(store), *logs]
 
@@ -313,6 +330,28 @@ def test_a_parallel_ingest_killed_12_times_loses_nothing_and_stores_nothing_twic
     assert final.returncode == 0, final.stderr
     assert reliability.check_flows(store, logs, complete=True) == []
     assert reliability.leftovers(store) == []
+
+
+def test_ctrl_c_stops_a_parallel_ingest_and_its_workers_cleanly(tmp_path: Path):
+    logs = reliability.write_logs(tmp_path / "logs", files=3, lines=8000)
+    plain = {path: lines for path, lines in logs.items() if path.endswith(".log")}
+    store = tmp_path / "store"
+    proc = subprocess.Popen(ingest_command(store, plain, _INTERRUPTIBLE), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not workers_of(store) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, errors = proc.communicate(timeout=reliability.RUN_TIMEOUT)
+    assert proc.returncode == 130, errors
+    assert "Traceback" not in errors
+    assert no_workers_left(store)
+    assert reliability.check_flows(store, plain) == []
+    assert reliability.leftovers(store) == []
+    again = subprocess.run(ingest_command(store, plain), capture_output=True, text=True, timeout=reliability.RUN_TIMEOUT)
+    assert again.returncode == 0, again.stderr
+    assert reliability.check_flows(store, plain, complete=True) == []
 
 
 def test_a_worker_that_dies_stops_the_ingest_with_a_clear_error_and_the_next_run_finishes(tmp_path: Path):

@@ -16,6 +16,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet  # noqa: F401  (loaded once here before the fork: every worker writes Parquet parts)
+
 from flowstage.ingest.lines import CHUNK_BYTES, line_batches
 from flowstage.ingest.normalise import Normaliser, ingest_connection
 from flowstage.ingest.parallel import Crashed, Finished, Job, Staged
