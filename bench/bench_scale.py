@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -44,11 +45,12 @@ class Measured:
     stdout: str
 
 
-def measure(args: list[str]) -> Measured:
-    """Run a command; sample the memory of its process tree every 50 ms (PSS, so pages shared with a forking
-    parent count once), Java processes apart from the rest."""
+def measure(args: list[str], env: dict[str, str] | None = None) -> Measured:
+    """Run a command (with `env` added to the environment); sample the memory of its process tree every 50 ms (PSS,
+    so pages shared with a forking parent count once), Java processes apart from the rest."""
     start = time.perf_counter()
-    child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+                             env={**os.environ, **(env or {})})
     peak = jvm_peak = 0
     root = psutil.Process(child.pid)
     while child.poll() is None:

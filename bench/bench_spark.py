@@ -17,6 +17,8 @@ from bench.common import Result
 from flowstage.engines.spark_session import unavailable
 
 MASTER = "local[2]"
+# Local mode runs the executors inside the driver's JVM: its heap is all the memory Spark has.
+SPARK_ENV = {"FLOWSTAGE_SPARK_DRIVER_MEMORY": "2g"}
 COUNT = "SELECT count(*) AS rows, count(DISTINCT dest_namespace) AS namespaces FROM flows"
 
 
@@ -49,7 +51,7 @@ def run(size: str = "quick") -> list[Result]:
     label = f"{rows / 1e6:g}M rows"
     rules = str(policies(E2E_POLICIES))
 
-    replay_spark = measure(_spark("replay", "--store", str(store), "--policies", rules, "--json"))
+    replay_spark = measure(_spark("replay", "--store", str(store), "--policies", rules, "--json"), env=SPARK_ENV)
     replay_duckdb = measure(flowstage("replay", "--store", str(store), "--policies", rules, "--json"))
     spark_summary, duckdb_summary = json.loads(replay_spark.stdout), json.loads(replay_duckdb.stdout)
     same_replay = all(spark_summary[k] == duckdb_summary[k] for k in ("rows", "keys", "would_break_rows", "unknown_rows"))
@@ -69,7 +71,7 @@ def run(size: str = "quick") -> list[Result]:
         return results
 
     start_duckdb = measure(flowstage("sql", COUNT, "--store", str(store), "--format", "json"))
-    start_spark = measure(_spark("sql", COUNT, "--store", str(store), "--format", "json"))
+    start_spark = measure(_spark("sql", COUNT, "--store", str(store), "--format", "json"), env=SPARK_ENV)
     same_count = json.loads(start_spark.stdout) == json.loads(start_duckdb.stdout)
     results.insert(0, Result(f"Spark {MASTER}: start and count {label}", start_spark.seconds, "s",
                              "DuckDB, same command", start_duckdb.seconds,
@@ -78,7 +80,7 @@ def run(size: str = "quick") -> list[Result]:
     # The report reads the replay DuckDB just published; Spark's own replay was checked figure by figure above.
     spark_report_file = DATA / f"report-spark-{size}.json"
     report_spark = measure(_spark("report", "--store", str(store), "--format", "json", "--output",
-                                  str(spark_report_file)))
+                                  str(spark_report_file)), env=SPARK_ENV)
     duckdb_report_file = DATA / f"report-duckdb-{size}.json"
     report_duckdb = measure(flowstage("report", "--store", str(store), "--format", "json", "--output",
                                       str(duckdb_report_file)))
