@@ -409,12 +409,13 @@ def peak_tree_pss_mib(args: list[str]) -> float:
 @pytest.mark.slow
 def test_memory_of_all_workers_follows_the_batch_size_not_the_file_size(tmp_path: Path):
     small, large = tmp_path / "small.log", tmp_path / "large.log"
-    for path, records in ((small, 20_000), (large, 80_000)):
+    for path, records in ((small, 10_000), (large, 40_000)):
         with path.open("wb") as out:
             for i in range(records):
                 out.write(line(i, dest_labels={"labels": ["app=server", "pad=" + "y" * 600]}))
-    peaks = [peak_tree_pss_mib([sys.executable, "-m", "flowstage", "--quiet", "ingest", str(path), "--store",
-                                str(tmp_path / f"store-{path.stem}"), "--workers", "2", "--batch-rows", "2000"])
+    # Both read by two workers in pieces of 2 MiB, batches of 2,000 lines.
+    script = _INGEST.replace("batch_rows=250", "batch_rows=2000").replace("64 * 1024", "2 * 1024 * 1024")
+    peaks = [peak_tree_pss_mib([sys.executable, "-c", script, str(tmp_path / f"store-{path.stem}"), str(path)])
              for path in (small, large)]
-    assert flowstage.connect(tmp_path / "store-large").execute("SELECT count(*) FROM flows").fetchone()[0] == 80_000
+    assert flowstage.connect(tmp_path / "store-large").execute("SELECT count(*) FROM flows").fetchone()[0] == 40_000
     assert peaks[1] < peaks[0] * 1.2 + 40, peaks

@@ -82,11 +82,15 @@ def _is_record_line(framing: str) -> str:
 
 
 def ingest_connection() -> duckdb.DuckDBPyConnection:
-    """The DuckDB connection a Normaliser parses with: times in UTC, and rows in any order (they carry their source
-    line), so DuckDB need not keep input order."""
+    """The DuckDB connection a Normaliser parses with: times in UTC, rows in any order (they carry their source
+    line), so DuckDB need not keep input order, and no progress bar."""
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'").fetchall()
     con.execute("SET preserve_insertion_order = false").fetchall()
+    # DuckDB draws its bar on standard output once a query runs a few seconds (a large batch on a busy machine),
+    # where it would land in the middle of `--json`. In Jupyter without ipywidgets it is off and may not be set.
+    if con.execute("SELECT current_setting('enable_progress_bar')").fetchall() != [(False,)]:
+        con.execute("SET enable_progress_bar = false").fetchall()
     return con
 
 

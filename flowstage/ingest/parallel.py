@@ -101,13 +101,16 @@ class Pool:
         self._connections = [Connection(a.detach()) for a, _ in pairs]
         spec = {"connections": theirs, "lifeline": lifeline, "store": str(self.store_root),
                 "staging": str(self.staging)}
-        # The helper must import this very flowstage, whatever sys.path the caller runs with.
+        # The helper must import this very flowstage, whatever sys.path the caller runs with. Workers do no linear
+        # algebra: numpy need not start its BLAS threads (a tenth of a second of the helper's start-up).
         package_root = str(Path(__file__).resolve().parents[2])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH"))
-                                                           if p)}
+        env = {"OPENBLAS_NUM_THREADS": "1", **os.environ,
+               "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
         try:
+            # Standard output carries the parent's results (`--json`): workers have nothing to say there.
             self._helper = subprocess.Popen([sys.executable, "-c", _HELPER, json.dumps(spec)],
-                                            pass_fds=[lifeline, *theirs], stdin=subprocess.DEVNULL, env=env)
+                                            pass_fds=[lifeline, *theirs], stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.DEVNULL, env=env)
         finally:
             for fd in [lifeline, *theirs]:
                 os.close(fd)

@@ -99,8 +99,8 @@ def ingest(paths: Sequence[str], store: Store, format: str = "auto", batch_rows:
     """Read every input into `store`; records that cannot be read go to its quarantine.
 
     With `workers` above 1 (default: one per core), inputs large enough to pay for it are read by that many
-    processes at once: plain files in pieces of about `piece_bytes` (default: sized from the input, 4 to 64 MiB),
-    compressed files whole, each beside the others. The store shows the same rows either way.
+    processes at once: plain files in pieces of about `piece_bytes` (default: two even shares per worker, 16 to
+    256 MiB), compressed files whole, each beside the others. The store shows the same rows either way.
     """
     if format != "auto" and format not in FORMATS:
         raise UsageError(f"unknown format {format!r}; choose auto or one of {', '.join(FORMATS)}")
@@ -286,16 +286,16 @@ class _Session:
             for job in jobs:
                 for message in run_job(job, self.writer, self.normaliser):
                     self._receive(jobs, message)
-            return results
-        try:
-            with Pool(min(workers, jobs_in_all), self.writer.root, self.writer.staging) as pool:
-                for message in pool.run(iter(jobs)):
-                    self._receive(jobs, message)
-        except BaseException:
-            # The workers are gone: parts they staged that were never committed are removed now, not left for
-            # the next writer.
-            self.writer.clean_orphans()
-            raise
+        else:
+            try:
+                with Pool(min(workers, jobs_in_all), self.writer.root, self.writer.staging) as pool:
+                    for message in pool.run(iter(jobs)):
+                        self._receive(jobs, message)
+            except BaseException:
+                # The workers are gone: parts they staged that were never committed are removed now, not left
+                # for the next writer.
+                self.writer.clean_orphans()
+                raise
         for f in files:
             f.discard_uncommitted()
         return results
