@@ -103,6 +103,23 @@ def test_two_workers_store_what_one_process_stores_from_the_conformance_files(sh
     assert len(snapshot(across)[0]) == 349
 
 
+def test_every_line_framing_and_the_sample_logs_read_alike_by_workers(tmp_path: Path, repo_dir: Path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    whisker = {"start_time": "2025-12-05T21:40:45Z", "end_time": "2025-12-05T21:41:00Z", "action": "Deny",
+               "source_name": "PUBLIC NETWORK", "dest_name": "api-*", "dest_namespace": "prod", "protocol": "tcp",
+               "dest_port": 443, "reporter": "Dst", "bytes_in": 300}
+    stream = [f"data: {json.dumps({**whisker, 'bytes_in': i})}\n\n" for i in range(300)]
+    stream[100] = "event: error\nerror: the stream broke\n\n"
+    (logs / "watch.txt").write_text(": keep-alive\n" + "".join(stream))
+    (logs / "flows2023111422_0").write_text("".join(  # an S3 archive: time, tag, record
+        f"2023-11-14T22:00:{i % 60:02d}+00:00\tflows\t{json.dumps(record(i))}\n" for i in range(300)))
+    serial, across = ingest_both(tmp_path, [str(logs), str(repo_dir / "sample_logs" / "logs")], piece_bytes=32 * 1024)
+    assert snapshot(across) == snapshot(serial)
+    formats = dict(across.connect().execute("SELECT format, count(*) FROM flows GROUP BY 1").fetchall())
+    assert set(formats) == {"felix", "elastic", "goldmane", "whisker", "s3"}
+
+
 def test_bad_lines_scattered_across_piece_boundaries_keep_their_line_numbers(tmp_path: Path):
     log = scattered_log(tmp_path / "flows.log", bad=0.4)
     serial, across = ingest_both(tmp_path, [str(log)], batch_rows=20)
