@@ -157,7 +157,9 @@ records AS (
 ),
 -- The logged endpoints, read from the replay's distinct keys (each row's endpoints are among them).
 endpoints AS (
-    SELECT type, namespace, workload, any_value(labels) AS labels
+    -- A workload logged with different labels (a rollout) counts once, with the label set that sorts last.
+    SELECT type, namespace, workload,
+        max_by(labels, array_to_string(list_sort(list_transform(map_entries(labels), lambda e: e.key || '=' || COALESCE(e.value, ''))), ',')) AS labels
     FROM (
         SELECT source_type AS type, source_namespace AS namespace,
             COALESCE(source_name_aggr, source_name, source_ip) AS workload, source_labels AS labels

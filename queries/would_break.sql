@@ -13,7 +13,8 @@
 --   dest_workload     the server: pod name prefix without the ReplicaSet hash or StatefulSet ordinal (`backend`),
 --                     host endpoint or node, network set, or `pub` / `pvt` for addresses Calico does not own
 --   dest_labels       the server's labels as logged (for aggregated rows: the labels its pods share), which the
---                     staged policy's selector matched
+--                     staged policy's selector matched; when its pods were logged with different labels (a
+--                     rollout), the set that sorts last
 --   dest_port         destination port after DNAT; NULL when not logged
 --   proto             L4 protocol (tcp, udp, …)
 --   flows             connections that would be denied, summed over logging windows (`num_flows`)
@@ -52,7 +53,10 @@ breaking AS (
     FROM logged
 ),
 labelled AS (
-    SELECT dest_namespace, dest_workload, dest_port, proto, any_value(dest_labels) AS dest_labels
+    -- Pods of one workload logged with different labels (a rollout): the label set that sorts last, so every
+    -- engine shows the same one.
+    SELECT dest_namespace, dest_workload, dest_port, proto,
+        max_by(dest_labels, array_to_string(list_sort(list_transform(map_entries(dest_labels), lambda e: e.key || '=' || COALESCE(e.value, ''))), ',')) AS dest_labels
     FROM (
         SELECT
             dest_namespace,
