@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,9 @@ from replay_helpers import (
 
 from flowstage.replay import PolicyProblemsError, load_inputs, replay
 from flowstage.schema import COLUMN_NAMES
+from flowstage.store import Store
+from flowstage.synth.batches import flow_batches
+from flowstage.synth.policies import write_policies as synth_policies
 
 FRONTEND = pod("prod", "frontend", env="prod")
 BACKEND = pod("prod", "backend", env="prod")
@@ -288,6 +292,26 @@ def test_worker_processes_reach_the_same_verdicts_as_one_process(lesson_store, t
     assert one == two
     assert shared.decisions == alone.decisions
     assert (shared.rows, shared.keys, shared.kept_open_by_nets_rows) == (alone.rows, alone.keys, alone.kept_open_by_nets_rows)
+
+
+def test_worker_processes_take_batches_larger_than_a_pipe_holds(tmp_path):
+    # Thousands of keys per batch: neither a batch nor its verdicts fit in a pipe at once, and the next batch goes
+    # out while this one is written.
+    store = Store.open(tmp_path / "store", create=True)
+    store.append_flows(flow_batches(16_000, 8_000, allowed_level=1), source="synth")
+    synth_policies(tmp_path / "policies.yaml", 50)
+    inputs = load_inputs([tmp_path / "policies.yaml"])
+    alone = replay(store, inputs, workers=1)
+    one = query(store, "SELECT * EXCLUDE (replay_key) FROM verdicts ORDER BY ALL")
+    finished: dict[str, object] = {}
+    judging = threading.Thread(
+        target=lambda: finished.update(summary=replay(store, inputs, workers=2, batch_keys=4_000)), daemon=True
+    )
+    judging.start()
+    judging.join(timeout=300)
+    assert "summary" in finished, "two workers did not finish judging what one worker judged"
+    assert query(store, "SELECT * EXCLUDE (replay_key) FROM verdicts ORDER BY ALL") == one
+    assert finished["summary"].decisions == alone.decisions and alone.keys == 8_000
 
 
 def test_replay_info_records_the_inputs_and_what_promotion_does(lesson_store):

@@ -9,14 +9,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import pyarrow as pa
+
 from flowstage.policy.engine import REPORTERS, Engine
 from flowstage.policy.engine.selection import SelectorIndex
 from flowstage.policy.model import Direction, Policy, PolicySet
 from flowstage.policy.sets import PolicySets
 from flowstage.policy.traffic import Endpoint, EndpointType, Outcome, Reason, Traffic, Verdict
 from flowstage.replay import nets
+from flowstage.replay.views import SET_NAMES, VERDICT_FIELDS
 
 VerdictRow = tuple  # (verdict, tier, policy, policy_kind, rule, staged, reason), as stored per set
+VERDICT_TYPES: dict[str, pa.DataType] = {
+    "verdict": pa.string(),
+    "tier": pa.string(),
+    "policy": pa.string(),
+    "policy_kind": pa.string(),
+    "rule": pa.int32(),
+    "staged": pa.bool_(),
+    "reason": pa.string(),
+}
 NO_VERDICT: VerdictRow = (None, None, None, None, None, None, None)
 _NOT_JUDGED: VerdictRow = (Outcome.UNKNOWN.value, None, None, None, None, False, Reason.NOT_A_POLICY_ENDPOINT.value)
 _SIDE = {"src": Direction.EGRESS, "dst": Direction.INGRESS}
@@ -32,6 +44,22 @@ def verdict_row(verdict: Verdict) -> VerdictRow:
         verdict.staged,
         verdict.reason.value if verdict.reason is not None else None,
     )
+
+
+def verdict_columns(judged: list[tuple[VerdictRow, ...]]) -> pa.Table:
+    """`<set>_<field>` columns (SET_NAMES × VERDICT_FIELDS) of the keys' verdict rows, one row per key."""
+    arrays: list[pa.Array] = []
+    names: list[str] = []
+    for j, s in enumerate(SET_NAMES):
+        # Keys share few distinct verdicts: each is converted once, then gathered.
+        codes: dict[VerdictRow, int] = {}
+        index = [codes.setdefault(verdicts[j], len(codes)) for verdicts in judged]
+        gather = pa.array(index, type=pa.int32())
+        fields = zip(*codes, strict=True) if codes else [()] * len(VERDICT_FIELDS)
+        for f, values in zip(VERDICT_FIELDS, fields, strict=True):
+            arrays.append(pa.array(values, type=VERDICT_TYPES[f]).take(gather))
+            names.append(f"{s}_{f}")
+    return pa.Table.from_arrays(arrays, names=names)
 
 
 def _members(policy_set: PolicySet) -> set[Policy]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import traceback
+from collections.abc import Iterable, Iterator
 from multiprocessing.connection import Connection
 from typing import Protocol
 
@@ -17,10 +18,12 @@ import numpy as np
 import pyarrow as pa
 
 from flowstage.policy.sets import PolicySets
-from flowstage.replay.judge import Judge, VerdictRow
+from flowstage.replay.judge import Judge, verdict_columns
 from flowstage.replay.keys import TrafficBuilder
 
-Verdicts = list[tuple[VerdictRow, ...]]  # per key: current, proposed, pending, current/proposed without nets
+# The verdict columns of a batch of keys (flowstage.replay.judge.verdict_columns), one row per key in batch order:
+# Arrow crosses the pipe from a worker far cheaper than the same verdicts as Python tuples.
+Verdicts = pa.Table
 MIN_KEYS_PER_WORKER = 10_000  # below this, starting workers costs more than it saves
 
 
@@ -28,6 +31,10 @@ class Judging(Protocol):
     count: int  # processes judging
 
     def verdicts(self, batch: pa.RecordBatch) -> Verdicts: ...
+
+    def judged(self, batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[pa.RecordBatch, Verdicts]]:
+        """Each batch with its verdicts, in order."""
+        ...
 
     def close(self) -> int:
         """Finish; the number of engine decisions made."""
@@ -52,7 +59,11 @@ class InProcess:
         reporters = batch.column("reporter").to_pylist()
         pending = batch.column("rows_pending").to_pylist()
         judge = self.judge.judge
-        return [judge(traffic, reporters[i], pending[i] > 0) for i, traffic in enumerate(traffics)]
+        return verdict_columns([judge(traffic, reporters[i], pending[i] > 0) for i, traffic in enumerate(traffics)])
+
+    def judged(self, batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[pa.RecordBatch, Verdicts]]:
+        for batch in batches:
+            yield batch, self.verdicts(batch)
 
     def close(self) -> int:
         return self.judge.decisions
@@ -104,6 +115,25 @@ class Workers:
             _INHERITED = None
 
     def verdicts(self, batch: pa.RecordBatch) -> Verdicts:
+        return self._collect(batch, self._send(batch))
+
+    def judged(self, batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[pa.RecordBatch, Verdicts]]:
+        # The workers judge the next batch while this process writes the one before. The next batch goes out
+        # only once this one's verdicts are in: a worker blocked sending verdicts reads nothing, and a pipe holds
+        # only so much.
+        remaining = iter(batches)
+        batch = next(remaining, None)
+        parts = self._send(batch) if batch is not None else []
+        while batch is not None:
+            verdicts = self._collect(batch, parts)
+            following = next(remaining, None)
+            if following is not None:
+                parts = self._send(following)
+            yield batch, verdicts
+            batch = following
+
+    def _send(self, batch: pa.RecordBatch) -> list[np.ndarray]:
+        """Each worker's share of the batch (by the id of the endpoint whose side is judged), sent to it."""
         n = len(self.conns)
         dst = np.asarray(batch.column("reporter").to_pylist(), dtype=object) == "dst"
         judged_side = np.where(dst, batch.column("dest_endpoint").to_numpy(), batch.column("source_endpoint").to_numpy())
@@ -112,12 +142,17 @@ class Workers:
         for conn, rows in zip(self.conns, parts, strict=True):
             if len(rows):
                 conn.send(batch.take(pa.array(rows)))
-        result: Verdicts = [()] * batch.num_rows  # type: ignore[list-item]
-        for conn, rows in zip(self.conns, parts, strict=True):
-            if len(rows):
-                for position, verdicts in zip(rows.tolist(), self._receive(conn), strict=True):
-                    result[position] = verdicts
-        return result
+        return parts
+
+    def _collect(self, batch: pa.RecordBatch, parts: list[np.ndarray]) -> Verdicts:
+        tables = [self._receive(conn) for conn, rows in zip(self.conns, parts, strict=True) if len(rows)]
+        if not tables:
+            return verdict_columns([])
+        # The workers' rows in batch order again: row i of the concatenation came from batch row positions[i].
+        positions = np.concatenate([rows for rows in parts if len(rows)])
+        order = np.empty_like(positions)
+        order[positions] = np.arange(len(positions))
+        return pa.concat_tables(tables).take(pa.array(order))
 
     def _receive(self, conn: Connection) -> Verdicts:
         try:

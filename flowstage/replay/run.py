@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 import flowstage
@@ -30,7 +32,7 @@ from flowstage.policy.model import Direction, PolicySet
 from flowstage.policy.sets import PolicySets, build_sets
 from flowstage.policy.validate import Problem
 from flowstage.replay import nets, parallel
-from flowstage.replay.judge import VerdictRow
+from flowstage.replay.judge import verdict_columns
 from flowstage.replay.keys import (
     ENDPOINT_ID_COLUMNS,
     REPLAY_KEY_COLUMN,
@@ -42,15 +44,6 @@ from flowstage.replay.views import SET_NAMES, VERDICT_FIELDS, all_views, publish
 from flowstage.store import Store
 
 DATASET = "replay"
-VERDICT_TYPES: dict[str, pa.DataType] = {
-    "verdict": pa.string(),
-    "tier": pa.string(),
-    "policy": pa.string(),
-    "policy_kind": pa.string(),
-    "rule": pa.int32(),
-    "staged": pa.bool_(),
-    "reason": pa.string(),
-}
 
 
 class PolicyProblemsError(FlowstageError):
@@ -295,8 +288,8 @@ def judge_keys(
         writer: pq.ParquetWriter | None = None
         done = 0
         try:
-            for batch in reader:
-                table = _verdict_table(batch, judging.verdicts(batch), summary)
+            for batch, verdicts in judging.judged(reader):
+                table = _verdict_table(batch, verdicts, summary)
                 if writer is None:
                     writer = pq.ParquetWriter(verdicts_path, table.schema, compression="zstd")
                 writer.write_table(table)
@@ -305,7 +298,7 @@ def judge_keys(
                     on_progress(done, total)
             if writer is None:
                 empty = pa.record_batch([pa.array([], type=f.type) for f in reader.schema], schema=reader.schema)
-                table = _verdict_table(empty, [], summary)
+                table = _verdict_table(empty, verdict_columns([]), summary)
                 writer = pq.ParquetWriter(verdicts_path, table.schema, compression="zstd")
                 writer.write_table(table)
         finally:
@@ -344,49 +337,42 @@ def _alive(pid: int) -> bool:
 
 def _verdict_table(batch: pa.RecordBatch, verdicts: parallel.Verdicts, summary: ReplaySummary) -> pa.Table:
     """The key batch (without hashes) plus each set's verdict columns; counts the batch into the summary."""
-    aggregates = [batch.column(name).to_pylist() for name in _AGGREGATES]
-    for i, judged in enumerate(verdicts):
-        _count(summary, judged, *(column[i] for column in aggregates))
     # Hashes are local to the engine that computed them: the file keeps the key columns, readers rehash them.
     kept = [name for name in batch.schema.names if name not in (*ENDPOINT_ID_COLUMNS, REPLAY_KEY_COLUMN)]
-    arrays = [batch.column(name) for name in kept]
-    names = list(kept)
-    for j, s in enumerate(SET_NAMES):
-        rows = [judged[j] for judged in verdicts]
-        fields = zip(*rows, strict=True) if rows else [()] * len(VERDICT_FIELDS)
-        for f, values in zip(VERDICT_FIELDS, fields, strict=True):
-            arrays.append(pa.array(values, type=VERDICT_TYPES[f]))
-            names.append(f"{s}_{f}")
-    return pa.Table.from_arrays(arrays, names=names)
+    arrays = [batch.column(name) for name in kept] + [c.combine_chunks() for c in verdicts.columns]
+    _count(summary, batch, {s: arrays[len(kept) + j * len(VERDICT_FIELDS)] for j, s in enumerate(SET_NAMES)})
+    return pa.Table.from_arrays(arrays, names=kept + verdicts.column_names)
 
 
-_AGGREGATES = ("rows", "rows_allow", "rows_deny", "bytes_allow", "rows_pending_allow", "rows_pending_deny")
+def _count(summary: ReplaySummary, batch: pa.RecordBatch, outcomes: dict[str, pa.Array]) -> None:
+    """Adds a batch's keys to the summary figures (`outcomes`: each set's verdict column)."""
 
+    def column(name: str) -> np.ndarray:
+        return batch.column(name).to_numpy(zero_copy_only=False)
 
-def _count(summary: ReplaySummary, verdicts: tuple[VerdictRow, ...], rows: int, rows_allow: int, rows_deny: int,
-           bytes_allow: int, rows_pending_allow: int, rows_pending_deny: int) -> None:
-    current, proposed, pending, _, proposed_bare = verdicts
-    summary.keys += 1
-    summary.rows += rows
-    if proposed[0] == "deny":
-        summary.would_break_rows += rows_allow
-        summary.would_break_bytes += bytes_allow
-    elif proposed[0] == "allow":
-        summary.newly_allowed_rows += rows_deny
-        if proposed_bare[0] == "deny":
-            summary.kept_open_by_nets_rows += rows
-    if current[0] == "unknown" or proposed[0] == "unknown":
-        summary.unknown_rows += rows
-    if current[0] == "unknown":
-        summary.current_unknown_rows += rows
-    if proposed[0] == "unknown":
-        summary.proposed_unknown_rows += rows
-    if current[0] in ("allow", "deny"):
-        summary.current_compared_rows += rows_allow + rows_deny
-        summary.current_agree_rows += rows_allow if current[0] == "allow" else rows_deny
-    if pending[0] in ("allow", "deny"):
-        summary.pending_compared_rows += rows_pending_allow + rows_pending_deny
-        summary.pending_agree_rows += rows_pending_allow if pending[0] == "allow" else rows_pending_deny
+    def outcome(s: str, value: str) -> np.ndarray:
+        return pc.fill_null(pc.equal(outcomes[s], value), False).to_numpy(zero_copy_only=False)
+
+    rows, rows_allow, rows_deny = column("rows"), column("rows_allow"), column("rows_deny")
+    current_allow, current_deny = outcome("current", "allow"), outcome("current", "deny")
+    proposed_allow, proposed_deny = outcome("proposed", "allow"), outcome("proposed", "deny")
+    current_unknown, proposed_unknown = outcome("current", "unknown"), outcome("proposed", "unknown")
+    pending_allow, pending_deny = outcome("pending", "allow"), outcome("pending", "deny")
+    pending_rows_allow, pending_rows_deny = column("rows_pending_allow"), column("rows_pending_deny")
+    summary.keys += batch.num_rows
+    summary.rows += int(rows.sum())
+    summary.would_break_rows += int(rows_allow[proposed_deny].sum())
+    summary.would_break_bytes += int(column("bytes_allow")[proposed_deny].sum())
+    summary.newly_allowed_rows += int(rows_deny[proposed_allow].sum())
+    summary.kept_open_by_nets_rows += int(rows[proposed_allow & outcome("proposed_without_nets", "deny")].sum())
+    summary.unknown_rows += int(rows[current_unknown | proposed_unknown].sum())
+    summary.current_unknown_rows += int(rows[current_unknown].sum())
+    summary.proposed_unknown_rows += int(rows[proposed_unknown].sum())
+    compared = current_allow | current_deny
+    summary.current_compared_rows += int((rows_allow + rows_deny)[compared].sum())
+    summary.current_agree_rows += int(rows_allow[current_allow].sum() + rows_deny[current_deny].sum())
+    summary.pending_compared_rows += int((pending_rows_allow + pending_rows_deny)[pending_allow | pending_deny].sum())
+    summary.pending_agree_rows += int(pending_rows_allow[pending_allow].sum() + pending_rows_deny[pending_deny].sum())
 
 
 def _policy_sets(inputs: PolicyInputs) -> list[tuple[str, PolicySet]]:
