@@ -199,7 +199,7 @@ def run(size: str = "quick") -> list[Result]:
     log = DATA / f"flows-{size}.log"
     if not log.exists() or abs(log.stat().st_size - target) > target * 0.01:
         generate_flows_log(log, target)
-    repeats = 3 if size == "quick" else 2
+    repeats = 3
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     # One record: what each command costs before it reads anything (interpreter, imports, setup).
     one = work / "one.log"
