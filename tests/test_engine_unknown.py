@@ -31,8 +31,18 @@ from test_engine import (
 )
 
 from flowstage.policy.engine import Engine, format_trace
-from flowstage.policy.model import FrozenMap, ICMPMatch, Inventory, NamedPort, Namespace, NetworkSet, Pod
-from flowstage.policy.traffic import Endpoint, EndpointType, Outcome, Reason
+from flowstage.policy.model import (
+    FrozenMap,
+    ICMPMatch,
+    Inventory,
+    NamedPort,
+    Namespace,
+    NetworkSet,
+    Pod,
+    PolicySet,
+    SetName,
+)
+from flowstage.policy.traffic import Endpoint, EndpointType, Outcome, Reason, Traffic
 
 # frontend pods behind an aggregated name: no IP, no exact name (felix's default aggregation for allowed flows)
 FRONTEND_AGGR = pod("prod", "frontend-7d9c", {"app": "frontend", "env": "prod"}, aggr=True)
@@ -223,7 +233,8 @@ def test_egress_to_an_aggregated_public_destination():
     assert Engine(pset).decide(flow(FRONTEND, PUB), EGRESS).rule == 1
 
 
-def test_the_fast_path_the_uncached_engine_and_explain_agree():
+def _mixed_policies() -> tuple[PolicySet, list[Traffic]]:
+    """Unknown criteria of every kind (nets, named ports, namespace labels, network sets) and the flows to ask."""
     inventory = Inventory(
         namespaces={"prod": Namespace("prod", FrozenMap({"team": "web"}))},
         network_sets=(NetworkSet("corp", None, FrozenMap({"zone": "corp"}), (ipaddress.ip_network("10.0.0.0/8"),)),),
@@ -246,8 +257,29 @@ def test_the_fast_path_the_uncached_engine_and_explain_agree():
     flows = [flow(peer, target, proto) for peer in peers for target in (BACKEND, pod("prod", "backend", {"app": "backend"}))
              for proto in (TCP, UDP, ICMP)]
     flows += [flow(FRONTEND_AGGR, peer, TCP) for peer in peers]
+    return pset, flows
+
+
+def test_the_fast_path_the_uncached_engine_and_explain_agree():
+    pset, flows = _mixed_policies()
     fast, uncached = Engine(pset), Engine(pset, cache=False)
     for traffic in flows:
         for direction in (INGRESS, EGRESS):
             verdict = fast.decide(traffic, direction)
             assert verdict == uncached.decide(traffic, direction) == fast.decide(traffic, direction, explain=True)
+
+
+def test_an_engine_sharing_another_sets_facts_and_rules_decides_as_one_on_its_own():
+    pset, flows = _mixed_policies()
+    fewer = PolicySet(SetName.CURRENT, pset.tiers, {t: ps[:1] for t, ps in pset.policies.items()}, pset.inventory)
+    first = Engine(fewer)
+    for traffic in flows:
+        first.decide(traffic, INGRESS)  # its caches are warm when the next engine borrows them
+    shared, alone = Engine(pset, share_with=first), Engine(pset)
+    assert shared.resolver is first.resolver and shared.compiler.pool is first.compiler.pool
+    for traffic in flows:
+        for direction in (INGRESS, EGRESS):
+            assert shared.decide(traffic, direction) == alone.decide(traffic, direction)
+    # Another inventory means other endpoint facts: nothing is shared.
+    other = Engine(pset, share_with=Engine(PolicySet(SetName.CURRENT, pset.tiers, pset.policies, Inventory())))
+    assert other.resolver is not first.resolver

@@ -139,14 +139,19 @@ class Judge:
 
     def __init__(self, sets: PolicySets) -> None:
         self.current = Engine(sets.current)
-        self.proposed = Engine(sets.proposed)
-        self.pending = Engine(sets.pending)
+        # Every set reuses the current engine's endpoint facts and compiled rules (they share the inventory).
+        self.proposed = Engine(sets.proposed, share_with=self.current)
+        self.pending = Engine(sets.pending, share_with=self.current)
         self.proposed_delta = Delta.between(sets.current, sets.proposed)
         self.pending_delta = Delta.between(sets.current, sets.pending)
         self.current_nets = nets.net_ids(sets.current)
         self.proposed_nets = nets.net_ids(sets.proposed)
-        self.current_unguarded = Engine(nets.without_nets(sets.current)) if self.current_nets else None
-        self.proposed_unguarded = Engine(nets.without_nets(sets.proposed)) if self.proposed_nets else None
+        self.current_unguarded = (
+            Engine(nets.without_nets(sets.current), share_with=self.current) if self.current_nets else None
+        )
+        self.proposed_unguarded = (
+            Engine(nets.without_nets(sets.proposed), share_with=self.current) if self.proposed_nets else None
+        )
         self.decisions = 0  # engine calls made, for the benchmark's keys/s and decisions/s
 
     def judge(self, traffic: Traffic, reporter: str | None, with_pending: bool) -> tuple[VerdictRow, ...]:

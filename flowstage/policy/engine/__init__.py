@@ -91,7 +91,9 @@ class Engine:
     `failsafe_inbound` / `failsafe_outbound`: felix's FailsafeInboundHostPorts / FailsafeOutboundHostPorts
     (defaults from calico-semantics §7; `()` disables them). `cache=False` recomputes everything per call (the
     baseline the benchmark compares with). `max_paths`: how many paths through unknown criteria one decision
-    may explore before it is `unknown`.
+    may explore before it is `unknown`. `share_with`: an engine for another set over the same inventory whose
+    endpoint facts and compiled rules (with their match caches) this one reuses: the sets one replay judges
+    under repeat most policies and every endpoint.
     """
 
     def __init__(
@@ -102,13 +104,15 @@ class Engine:
         failsafe_outbound: Iterable[FailsafePort] = DEFAULT_FAILSAFE_OUTBOUND,
         cache: bool = True,
         max_paths: int = 64,
+        share_with: Engine | None = None,
     ) -> None:
         self.policy_set = policy_set
         self.cache = cache
         self.max_paths = max_paths
         self._failsafe = (tuple(failsafe_inbound), tuple(failsafe_outbound))
-        self.resolver = EndpointResolver(policy_set.inventory)
-        self.compiler = Compiler(policy_set, *self._failsafe, cached=cache)
+        shared = share_with if share_with is not None and share_with.can_share(policy_set, self._failsafe, cache) else None
+        self.resolver = shared.resolver if shared is not None else EndpointResolver(policy_set.inventory)
+        self.compiler = Compiler(policy_set, *self._failsafe, cached=cache, share=shared.compiler if shared else None)
         self._ingress_programs: dict[int, Program] = {}
         self._egress_programs: dict[int, Program] = {}
         self._shared_programs: dict[tuple, Program] = {}
@@ -116,6 +120,10 @@ class Engine:
         self.forwarding_policies = tuple(
             p for p in policy_set.all_policies() if p.apply_on_forward and not (enforced_only and p.staged)
         )
+
+    def can_share(self, policy_set: PolicySet, failsafe: tuple[tuple[FailsafePort, ...], ...], cache: bool) -> bool:
+        """Whether an engine for `policy_set` with these settings may reuse this engine's facts and rules."""
+        return self.cache and cache and self._failsafe == failsafe and policy_set.inventory is self.policy_set.inventory
 
     # -- the three questions ---------------------------------------------------------------------------
 

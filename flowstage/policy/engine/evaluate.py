@@ -657,11 +657,14 @@ class Compiler:
         failsafe_inbound: tuple[FailsafePort, ...],
         failsafe_outbound: tuple[FailsafePort, ...],
         cached: bool = True,
+        share: Compiler | None = None,
     ) -> None:
         self.policy_set = policy_set
         self.cached = cached
-        self._rules: dict[tuple, RuleList] = {}
-        self.pool = MatcherPool(cached, network_sets=bool(policy_set.inventory.network_sets))
+        # Compiled rules depend on the policy (or profile) alone, and matchers on the inventory: compilers of sets
+        # over one inventory share them, with their match caches.
+        self._rules: dict[tuple, RuleList] = share._rules if share is not None else {}
+        self.pool = share.pool if share is not None else MatcherPool(cached, network_sets=bool(policy_set.inventory.network_sets))
         self._failsafe_in = FailsafeMatch(failsafe_inbound, inbound=True)
         self._failsafe_out = FailsafeMatch(failsafe_outbound, inbound=False)
         tiers = list(policy_set.tiers)
