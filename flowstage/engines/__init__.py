@@ -10,9 +10,10 @@ from flowstage.errors import UsageError
 DUCKDB = "duckdb"
 SPARK = "spark"
 ENGINES: tuple[str, ...] = (DUCKDB, SPARK)
+# Help text goes through rich markup: a backslash keeps the extra's brackets.
 ENGINE_HELP = (
     "Where the row-heavy SQL runs: duckdb (this machine) or spark (Apache Spark: local mode, or the cluster "
-    "spark-submit runs on; needs `pip install 'flowstage[spark]'` and Java 17+)."
+    "spark-submit runs on; needs `pip install 'flowstage\\[spark]'` and Java 17+)."
 )
 
 

@@ -272,7 +272,7 @@ def fidelity_view(files: FilesRef) -> str:
 -- pending: the final action of the logged pending_policies trace vs pending_verdict, deciders likewise.
 -- *_agrees: the verdicts agree (NULL when there is nothing to compare: replayed unknown, no logged trace).
 -- *_same_decider: the logged deciding hit names the replayed decider (end of tier: same tier, rule -1).
--- *_reason, NULL when verdict and decider agree, else one of:
+-- *_disagreement, NULL when verdict and decider agree, else one of:
 --   unknown_verdict            the replay could not decide (see <set>_reason for the missing fact)
 --   no_logged_trace            (pending) the row carries no pending_policies trace to compare with
 --   no_logged_verdict          (pending) the logged trace does not end in allow or deny
