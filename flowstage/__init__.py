@@ -18,7 +18,7 @@ The whole loop on the committed sample, from the repository root (`tmp` is an em
 >>> top["dest_namespace"], top["dest_workload"], top["top_source"], top["denied_by_policy"]
 ('prod', 'backend', 'prod/frontend', 'backend-lockdown-staged')
 >>> flowstage.sql(lesson, "SELECT count(*) FROM replay WHERE would_break").fetchall()
-[(136,)]
+[(144,)]
 
 The examples of each function below take `flowstage` as imported, `store` as a store replayed like `lesson`, and
 `tmp` as an empty folder. Results come back as the library's own values (`IngestSummary`, `ReplaySummary`,
@@ -236,12 +236,12 @@ def run_report(
     (`.df(name)`, `.table(name)`); `.markdown()`, `.html()` and `.to_json()` render it whole.
 
     >>> report = flowstage.run_report(store, top=5)
-    >>> report.verdict.startswith("Promoting 1 staged policy would break 118,930 flows (1.7 GiB) to 2 services")
+    >>> report.verdict.startswith("Promoting 1 staged policy would break 118,938 flows (1.7 GiB) to 2 services")
     True
     >>> report.names[:3]
     ['would_break', 'would_break_by_source', 'lockout_risk']
     >>> report.df("would_break_matrix")[["source_namespace", "dest_namespace", "flows"]].values.tolist()
-    [['prod', 'prod', 116941], ['monitoring', 'prod', 1989]]
+    [['prod', 'prod', 116945], ['monitoring', 'prod', 1993]]
     """
     from flowstage.engines import SPARK, check_engine
     from flowstage.report import build_report, open_replay

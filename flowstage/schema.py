@@ -46,7 +46,9 @@ class Column:
 def _endpoint(side: str, prefix: str) -> list[Column]:
     who = "source (client)" if side == "source" else "destination (server)"
     return [
-        Column(f"{prefix}_type", pa.string(), f"Kind of the {who} endpoint: wep (pod), hep (host endpoint), ns (network set), net (anything else)."),
+        Column(f"{prefix}_type", pa.string(), f"Kind of the {who} endpoint: wep (pod), hep (host endpoint), ns (network set), net (anything else). "
+               "Whisker logs none; ingest infers it where certain: net for its network names, wep or hep (namespaced or "
+               "not) for the reporting side, wep for a namespaced name ending in `*`; NULL otherwise."),
         Column(f"{prefix}_namespace", pa.string(), f"Namespace of the {who}; NULL when cluster-scoped or not logged."),
         Column(f"{prefix}_name", pa.string(), f"Exact name of the {who} (pod, host endpoint, network set); NULL when aggregated away."),
         Column(f"{prefix}_name_aggr", pa.string(), f"Aggregated identity of the {who}: pod prefix such as `frontend-755cdc7957-*`, node name for hep, `pub` / `pvt` for net."),

@@ -160,6 +160,27 @@ def test_whisker_event_stream(tmp_path):
     assert rows == [(1, "pub"), (3, "pvt")]
 
 
+@pytest.mark.parametrize(
+    ("source", "dest", "reporter", "types"),
+    [
+        # The reporting side ran policy: a pod when namespaced, a host endpoint when not.
+        (("web-0", "shop"), ("db-0", "shop"), "Src", ("wep", None)),
+        (("web-0", "shop"), ("db-0", "shop"), "Dst", (None, "wep")),
+        (("PUBLIC NETWORK", "-"), ("node-1", "-"), "Dst", ("net", "hep")),
+        (("node-1", ""), ("PRIVATE NETWORK", "-"), "Src", ("hep", "net")),
+        # A namespaced peer aggregated with `*` is a pod; any other peer could be a network set or a host.
+        (("web-6d9f8b7c4-*", "shop"), ("db-0", "shop"), "Dst", ("wep", "wep")),
+        (("web-6d9f8b7c4-*", "shop"), ("db-0", "shop"), "Src", ("wep", None)),
+        (("web-0", "shop"), ("blocklist", "-"), "Src", ("wep", None)),
+    ],
+)
+def test_whisker_endpoint_types_are_inferred_where_certain(tmp_path, source, dest, reporter, types):
+    item = {**WHISKER_ITEM, "source_name": source[0], "source_namespace": source[1], "dest_name": dest[0],
+            "dest_namespace": dest[1], "reporter": reporter}
+    _, con = _ingest(tmp_path, "whisker.json", json.dumps({"items": [item]}))
+    assert con.execute("SELECT source_type, dest_type FROM flows").fetchone() == types
+
+
 def test_forced_format_overrides_detection(tmp_path):
     summary, con = _ingest(tmp_path, "flows.log", _lines({**FELIX, "host": "n"}), format="felix")
     assert con.execute("SELECT format, host FROM flows").fetchone() == ("felix", "n")

@@ -17,8 +17,6 @@ LESSON = SAMPLE / "policies" / "lesson.yaml"
 SAFETY_NET = SAMPLE / "policies" / "safety-net.yaml"
 INVENTORY = {"namespaces": SAMPLE / "inventory" / "namespaces.yaml", "pods": SAMPLE / "inventory" / "pods.yaml"}
 
-# Whisker's /flows API carries no endpoint types, so its rows cannot be judged (unknown, with a reason).
-JUDGED = "format <> 'whisker'"
 BACKEND_TO_DATABASE = (
     "source_namespace = 'prod' AND source_name_aggr LIKE 'backend-%' "
     "AND dest_namespace = 'prod' AND dest_name_aggr LIKE 'database-%' AND dest_port = 8080"
@@ -43,7 +41,7 @@ def lesson(sample_store: Store):
 
 
 def distinct(store: Store, columns: str, where: str) -> list[dict]:
-    return query(store, f"SELECT DISTINCT {columns} FROM replay WHERE {where} AND {JUDGED} ORDER BY ALL")
+    return query(store, f"SELECT DISTINCT {columns} FROM replay WHERE {where} ORDER BY ALL")
 
 
 def test_backend_to_database_stays_allowed_by_the_enforced_policy(lesson):
@@ -88,16 +86,19 @@ def test_frontend_to_backend_is_allowed_now_and_breaks_at_the_end_of_the_default
 
 def test_the_model_reproduces_what_the_dataplane_logged(lesson):
     store, summary = lesson
-    # Every judged row agrees with the logged action and the logged pending trace, decider included.
+    # Every row, in every format, agrees with the logged action and the logged pending trace, decider included.
+    assert query(
+        store, "SELECT current_disagreement, pending_disagreement, count(*) AS n FROM fidelity GROUP BY ALL"
+    ) == [{"current_disagreement": None, "pending_disagreement": None, "n": summary.current_compared_rows}]
+    assert summary.current_compared_rows == query(store, "SELECT count(*) AS n FROM flows")[0]["n"]
+    assert (summary.fidelity, summary.pending_fidelity) == (1.0, 1.0)
+    # Whisker logs no endpoint types: the reporting side's is inferred, so its rows are judged like the others.
     assert query(
         store,
-        f"SELECT current_disagreement, pending_disagreement, count(*) AS n FROM fidelity WHERE {JUDGED} GROUP BY ALL",
-    ) == [{"current_disagreement": None, "pending_disagreement": None, "n": summary.current_compared_rows}]
-    assert (summary.fidelity, summary.pending_fidelity) == (1.0, 1.0)
-    # The rows that cannot be judged say why.
-    assert query(
-        store, "SELECT DISTINCT current_reason, current_disagreement FROM fidelity WHERE NOT (" + JUDGED + ")"
-    ) == [{"current_reason": "not_a_policy_endpoint", "current_disagreement": "unknown_verdict"}]
+        "SELECT DISTINCT reporter, CASE reporter WHEN 'src' THEN source_type ELSE dest_type END AS reporting_type, "
+        "current_verdict = 'unknown' AS undecided FROM replay WHERE format = 'whisker' ORDER BY ALL",
+    ) == [{"reporter": "dst", "reporting_type": "wep", "undecided": False},
+          {"reporter": "src", "reporting_type": "wep", "undecided": False}]
 
 
 def test_with_the_safety_net_the_lockdown_breaks_nothing_and_the_net_is_why(sample_store):

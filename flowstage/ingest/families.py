@@ -35,6 +35,10 @@ CREATE OR REPLACE TEMP MACRO fs_endpoint_type(x) AS CASE lower(x)
     WHEN '0' THEN NULL WHEN 'endpointtypeunspecified' THEN NULL WHEN '-' THEN NULL WHEN '' THEN NULL ELSE lower(x) END;
 CREATE OR REPLACE TEMP MACRO fs_whisker_name(x) AS CASE x
     WHEN 'PUBLIC NETWORK' THEN 'pub' WHEN 'PRIVATE NETWORK' THEN 'pvt' ELSE fs_text(x) END;
+CREATE OR REPLACE TEMP MACRO fs_whisker_type(n, ns, reporting) AS CASE
+    WHEN n IN ('PUBLIC NETWORK', 'PRIVATE NETWORK') THEN 'net'
+    WHEN reporting THEN CASE WHEN fs_text(ns) IS NULL THEN 'hep' ELSE 'wep' END
+    WHEN fs_text(ns) IS NOT NULL AND ends_with(n, '*') THEN 'wep' END;
 CREATE OR REPLACE TEMP MACRO fs_args(l) AS CASE WHEN l = ['-'] THEN NULL ELSE l END;
 """
 
@@ -271,6 +275,12 @@ WHISKER = Family(
         "end_time": "fs_time(r.end_time)",
         "source_name_aggr": "fs_whisker_name(r.source_name)",
         "source_namespace": "fs_text(r.source_namespace)",
+        # Whisker does not send endpoint types; what is certain is inferred. Network names are `net`; the
+        # reporting side is where policy ran, so a pod (always namespaced) or a host endpoint (never); a
+        # namespaced name aggregated with `*` is a pod's generateName (no object name holds a `*`). Any other
+        # peer stays NULL: a pod, host endpoint or network set alike.
+        "source_type": "fs_whisker_type(r.source_name, r.source_namespace, fs_reporter(r.reporter) = 'src')",
+        "dest_type": "fs_whisker_type(r.dest_name, r.dest_namespace, fs_reporter(r.reporter) = 'dst')",
         "dest_name_aggr": "fs_whisker_name(r.dest_name)",
         "dest_namespace": "fs_text(r.dest_namespace)",
         "dest_port": "fs_port(r.dest_port)",
