@@ -145,3 +145,16 @@ def query(store: Store, sql: str, params: list[Any] | None = None) -> list[dict[
         return [dict(zip(names, values, strict=True)) for values in result.fetchall()]
     finally:
         con.close()
+
+
+def replayed_sample(repo_dir: Path, store: Path) -> Path:
+    """The committed sample_logs/ ingested into `store` and replayed against the lesson's policies with its
+    inventory, through the public API."""
+    import flowstage
+
+    sample = repo_dir / "sample_logs"
+    flowstage.ingest_logs(sample / "logs", store)
+    flowstage.replay_flows(store, sample / "policies" / "lesson.yaml",
+                           namespaces=sample / "inventory" / "namespaces.yaml",
+                           pods=sample / "inventory" / "pods.yaml")
+    return store

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from cli_runner import run_cli
+from replay_helpers import replayed_sample
 
 import flowstage
 from flowstage.errors import FlowstageError, UsageError
@@ -22,13 +23,7 @@ from flowstage.report import CheckFailed
 @pytest.fixture(scope="module")
 def lesson(repo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The committed sample ingested and replayed against the lesson's policies, with its inventory."""
-    sample = repo_dir / "sample_logs"
-    store = tmp_path_factory.mktemp("api") / "lesson-store"
-    flowstage.ingest_logs(sample / "logs", store)
-    flowstage.replay_flows(store, sample / "policies" / "lesson.yaml",
-                           namespaces=sample / "inventory" / "namespaces.yaml",
-                           pods=sample / "inventory" / "pods.yaml")
-    return store
+    return replayed_sample(repo_dir, tmp_path_factory.mktemp("api") / "lesson-store")
 
 
 @pytest.mark.slow
