@@ -6,11 +6,6 @@ from pathlib import Path
 
 import pytest
 
-# flowstage's consoles read $COLUMNS when they are built, at first import. Build them now, from the test process's
-# own environment: first imported inside a CliRunner call that sets COLUMNS, they would keep that call's width
-# for every later test of the process (which test runs first differs between runs with -n).
-import flowstage.console  # noqa: E402, F401
-
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
