@@ -18,9 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
-from bench.common import Result
+from bench.common import Result, peak_tree_pss_mib
 from flowstage.ingest.parallel import default_workers
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -170,23 +168,13 @@ def _timed(args: list[str]) -> Run:
 
 
 def _peak_memory(args: list[str]) -> float:
-    """Peak memory (MiB) of a command and all its processes together: the sum of their proportional set sizes
-    (pages a forked worker shares with its helper count once), sampled every 50 ms. A run of its own, so that
-    sampling does not slow the timed runs."""
-    proc = psutil.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak = 0
-    while proc.poll() is None:
-        total = 0
-        for process in [proc, *proc.children(recursive=True)]:
-            try:
-                total += process.memory_full_info().pss
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                continue
-        peak = max(peak, total)
-        time.sleep(0.05)
-    if proc.returncode != 0:
+    """Peak memory (MiB) of a command and all its processes together (see peak_tree_pss_mib). A run of its own,
+    so that sampling does not slow the timed runs."""
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = peak_tree_pss_mib(proc)
+    if proc.wait() != 0:
         raise RuntimeError(f"{args[:4]} failed ({proc.returncode}): {proc.stderr.read()[-2000:]}")  # type: ignore[union-attr]
-    return peak / 2**20
+    return peak
 
 
 def _load() -> str:

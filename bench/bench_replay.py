@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pyarrow as pa
 
-from bench.common import Result
+from bench.common import Result, peak_tree_pss_mib
 from flowstage.policy.engine import Engine
 from flowstage.policy.model import FrozenMap
 from flowstage.policy.traffic import Endpoint, EndpointType, Traffic
@@ -113,30 +112,12 @@ def _replay(store: Path, policies: Path) -> Run:
     cpu = children_cpu()
     start = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    peak = _watch(child)
+    peak = peak_tree_pss_mib(child)
     out, err = child.communicate()
     elapsed = time.perf_counter() - start
     if child.returncode != 0:
         raise RuntimeError(f"flowstage replay failed ({child.returncode}): {err.decode(errors='replace')}")
     return Run(elapsed, children_cpu() - cpu, peak, json.loads(out))
-
-
-def _watch(child: subprocess.Popen[bytes]) -> float:
-    """Peak memory (MiB) of `child` and its worker processes together, sampled every 50 ms: the sum of their
-    proportional set sizes, so pages a worker shares with the process it was forked from count once."""
-    try:
-        root = psutil.Process(child.pid)
-    except psutil.NoSuchProcess:
-        return 0.0
-    peak = 0
-    while child.poll() is None:
-        try:
-            tree = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(p.memory_full_info().pss for p in tree))
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-        time.sleep(0.05)
-    return peak / 2**20
 
 
 _BASELINE = """

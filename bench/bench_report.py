@@ -18,8 +18,8 @@ import threading
 import time
 from pathlib import Path
 
-from bench.bench_replay import SIZES, _policies, _store, _watch, children_cpu
-from bench.common import Result
+from bench.bench_replay import SIZES, _policies, _store, children_cpu
+from bench.common import Result, peak_tree_pss_mib
 from flowstage.replay.views import all_views, published_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ def _report(store: Path) -> tuple[float, float, float, dict]:
     out: list[bytes] = []
     reader = threading.Thread(target=lambda: out.append(child.stdout.read() if child.stdout else b""), daemon=True)
     reader.start()
-    peak = _watch(child)
+    peak = peak_tree_pss_mib(child)
     reader.join()
     err = child.stderr.read() if child.stderr else b""
     child.wait()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import resource
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -67,3 +68,30 @@ def peak_rss_mib(children: bool = False) -> float:
 
 def cpu_count() -> int:
     return os.cpu_count() or 1
+
+
+def peak_tree_pss_mib(child: subprocess.Popen, interval: float = 0.05) -> float:
+    """Peak memory (MiB) of a running `child` and every process under it together, sampled every `interval`
+    seconds until it exits: the sum of their proportional set sizes, so pages a worker shares with the process
+    it was forked from count once."""
+    import psutil
+
+    try:
+        root = psutil.Process(child.pid)
+    except psutil.NoSuchProcess:
+        return 0.0
+    peak = 0
+    while child.poll() is None:
+        total = 0
+        try:
+            tree = [root, *root.children(recursive=True)]
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            tree = []
+        for process in tree:
+            try:
+                total += process.memory_full_info().pss
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        peak = max(peak, total)
+        time.sleep(interval)
+    return peak / 2**20

@@ -20,6 +20,7 @@ import reliability
 import zstandard
 
 import flowstage
+from bench.common import peak_tree_pss_mib
 from flowstage.errors import UsageError
 from flowstage.ingest import ingest, pipeline, ranges
 from flowstage.ingest.ranges import pieces
@@ -406,20 +407,11 @@ def test_a_worker_that_dies_stops_the_ingest_with_a_clear_error_and_the_next_run
 # --- memory ------------------------------------------------------------------------------------------------------
 
 
-def peak_tree_pss_mib(args: list[str]) -> float:
+def peak_pss_mib(args: list[str]) -> float:
     """Run a command; the largest proportional memory (PSS) its whole process tree held at once, in MiB."""
-    proc = psutil.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak = 0.0
-    while proc.poll() is None:
-        total = 0
-        for process in [proc, *proc.children(recursive=True)]:
-            try:
-                total += process.memory_full_info().pss
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-        peak = max(peak, total / 2**20)
-        time.sleep(0.02)
-    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = peak_tree_pss_mib(proc, interval=0.02)
+    assert proc.wait() == 0, proc.stderr.read() if proc.stderr else ""
     return peak
 
 
@@ -432,7 +424,7 @@ def test_memory_of_all_workers_follows_the_batch_size_not_the_file_size(tmp_path
                 out.write(line(i, dest_labels={"labels": ["app=server", "pad=" + "y" * 600]}))
     # Both read by two workers in pieces of 2 MiB, batches of 2,000 lines.
     script = _INGEST.replace("batch_rows=250", "batch_rows=2000").replace("64 * 1024", "2 * 1024 * 1024")
-    peaks = [peak_tree_pss_mib([sys.executable, "-c", script, str(tmp_path / f"store-{path.stem}"), str(path)])
+    peaks = [peak_pss_mib([sys.executable, "-c", script, str(tmp_path / f"store-{path.stem}"), str(path)])
              for path in (small, large)]
     assert flowstage.connect(tmp_path / "store-large").execute("SELECT count(*) FROM flows").fetchone()[0] == 40_000
     assert peaks[1] < peaks[0] * 1.2 + 40, peaks
