@@ -87,11 +87,12 @@ class Delta:
                     self._namespaced[direction].setdefault(policy.namespace, []).append(policy)
         # Per direction and namespace: those candidates with their selectors indexed by the label they require.
         self._indexed: dict[tuple[Direction, str], tuple[list[Policy], SelectorIndex]] = {}
-        # Per direction: the endpoint's identity (everything but its port) -> whether the delta may apply to it;
-        # and the same per what the selectors read (effective labels and what is known of them), which many
-        # endpoints share (every pod of a workload, at every aggregation level).
-        self._memo: dict[Direction, dict[tuple[object, ...], bool]] = {d: {} for d in Direction}
-        self._by_labels: dict[Direction, dict[tuple[object, ...], bool]] = {d: {} for d in Direction}
+        # Per direction (ingress first): the endpoint's identity (everything but its port) -> whether the delta
+        # may apply to it; and the same per what the selectors read (effective labels and what is known of them),
+        # which many endpoints share (every pod of a workload, at every aggregation level). Indexed by the
+        # direction (0 ingress, 1 egress), not keyed by it: an enum member's hash is a Python call, run per key.
+        self._memo: tuple[dict[tuple[object, ...], bool], ...] = ({}, {})
+        self._by_labels: tuple[dict[tuple[object, ...], bool], ...] = ({}, {})
 
     @classmethod
     def between(cls, base: PolicySet, other: PolicySet) -> Delta:
@@ -100,8 +101,9 @@ class Delta:
 
     def may_differ(self, engine: Engine, subject: Endpoint, direction: Direction) -> bool:
         """Whether a policy of the delta may apply to `subject` in `direction` (as `engine` resolves it)."""
-        memo = self._memo[direction]
-        identity = (subject.type, subject.namespace, subject.name, subject.name_aggr, subject.labels, subject.ip)
+        side = 0 if direction is Direction.INGRESS else 1
+        memo = self._memo[side]
+        identity = (id(subject.type), subject.namespace, subject.name, subject.name_aggr, subject.labels, subject.ip)
         found = memo.get(identity)
         if found is None:
             candidates, index = self._candidates(direction, subject.namespace or "")
@@ -112,7 +114,7 @@ class Delta:
                     facts.namespace, facts.labels, facts.labels_known, facts.namespace_labels_known,
                     facts.service_account_known, facts.service_account_labels_known, facts.uncertain, facts.derived,
                 )  # fmt: skip
-                by_labels = self._by_labels[direction]
+                by_labels = self._by_labels[side]
                 found = by_labels.get(known)
                 if found is None:
                     found = by_labels[known] = any(

@@ -16,6 +16,7 @@ from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from flowstage.policy.sets import PolicySets
 from flowstage.replay.judge import Judge, verdict_columns
@@ -100,6 +101,7 @@ class Workers:
         global _INHERITED
         self.count = count
         _INHERITED = InProcess(sets, include_source_port)
+        _load_lazy_imports()
         context = multiprocessing.get_context("fork")
         self.conns: list[Connection] = []
         self.processes: list[multiprocessing.process.BaseProcess] = []
@@ -135,7 +137,7 @@ class Workers:
     def _send(self, batch: pa.RecordBatch) -> list[np.ndarray]:
         """Each worker's share of the batch (by the id of the endpoint whose side is judged), sent to it."""
         n = len(self.conns)
-        dst = np.asarray(batch.column("reporter").to_pylist(), dtype=object) == "dst"
+        dst = pc.fill_null(pc.equal(batch.column("reporter"), "dst"), False).to_numpy(zero_copy_only=False)
         judged_side = np.where(dst, batch.column("dest_endpoint").to_numpy(), batch.column("source_endpoint").to_numpy())
         owner = (judged_side % np.uint64(n)).astype(np.int64)
         parts = [np.flatnonzero(owner == k) for k in range(n)]
@@ -184,6 +186,15 @@ class Workers:
             process.join(timeout=5)
         for conn in self.conns:
             conn.close()
+
+
+def _load_lazy_imports() -> None:
+    """Imports pyarrow makes on first use, made once before forking so the workers inherit them.
+
+    pyarrow imports pandas the first time it converts Python values (pa.array), a third of a second; each worker
+    would otherwise pay it again on its first batch, on every core at once.
+    """
+    pa.array([0])
 
 
 def default_workers() -> int:

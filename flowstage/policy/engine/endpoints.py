@@ -156,8 +156,17 @@ class EndpointResolver:
         self._explicit_ksa = {name.rsplit(".", 1)[0] for name in inventory.profiles if name.startswith("ksa.")}
         self._cache: dict[tuple, EndpointFacts] = {}
         self._mentions: dict[tuple, dict[int, bool]] = {}
+        self._generated: dict[tuple[str, ...], Profile] = {}  # kns.<ns> / ksa.<ns>.<sa>, built once each
         self.network_sets = tuple(self._network_set(ns) for ns in inventory.network_sets)
         self._network_set_cidrs = tuple(CIDRs(ns.nets) for ns in inventory.network_sets)
+        # Every network set interval per family as (first, last, set index): one pass finds the sets holding
+        # an address (most logged endpoints have exactly one).
+        self._network_set_intervals = {
+            family: tuple(
+                (first, last, i) for i, cidrs in enumerate(self._network_set_cidrs) for first, last in cidrs.family(family)
+            )
+            for family in (4, 6)
+        }
 
     # -- public ------------------------------------------------------------------------------------------
 
@@ -183,6 +192,10 @@ class EndpointResolver:
         found = facts.network_sets.get(family)
         if found is None:
             space = facts.addresses.only(family)
+            point = space.point
+            if point is not None:
+                facts.network_sets[family] = found = self._holding(facts, *point)
+                return found
             hits = []
             for ns_facts, cidrs in zip(self.network_sets, self._network_set_cidrs, strict=True):
                 if facts.type is EndpointType.NS and (ns_facts.namespace, ns_facts.name) == (facts.namespace, facts.name):
@@ -194,7 +207,29 @@ class EndpointResolver:
             facts.network_sets[family] = found
         return found
 
+    def _holding(self, facts: EndpointFacts, family: int, address: int) -> tuple[tuple[EndpointFacts, bool | None], ...]:
+        """owners() of an endpoint with exactly one address: the sets whose CIDRs hold it, each surely."""
+        held = {i for first, last, i in self._network_set_intervals[family] if first <= address <= last}
+        if not held:
+            return ()
+        hits = []
+        for i in sorted(held):
+            ns_facts = self.network_sets[i]
+            if facts.type is EndpointType.NS and (ns_facts.namespace, ns_facts.name) == (facts.namespace, facts.name):
+                continue  # the endpoint itself, already matched by its own labels
+            hits.append((ns_facts, True))
+        return tuple(hits)
+
     # -- building ----------------------------------------------------------------------------------------
+
+    def _namespace_profile(self, namespace: str) -> Profile:
+        """The generated `kns.<namespace>` profile (with the inventory's labels of the namespace, if given)."""
+        found = self._generated.get((namespace,))
+        if found is None:
+            namespaces = self.inventory.namespaces
+            known = namespaces.get(namespace) if namespaces is not None else None
+            found = self._generated[(namespace,)] = namespace_profile(namespace, known.labels if known else None)
+        return found
 
     def _build(self, ep: Endpoint) -> EndpointFacts:
         if ep.type is EndpointType.WEP:
@@ -276,7 +311,7 @@ class EndpointResolver:
 
         kns_name = f"kns.{ns}"
         explicit_kns = self.inventory.profiles.get(kns_name)
-        generated_kns = namespace_profile(ns, namespace.labels if namespace is not None else None)
+        generated_kns = self._namespace_profile(ns)
         profiles: list[Profile | Reason] = [explicit_kns or generated_kns]
         inherited = [generated_kns.labels_to_apply]
         if explicit_kns is not None:
@@ -285,7 +320,9 @@ class EndpointResolver:
         if sa_known and service_account:
             ksa_name = f"ksa.{ns}.{service_account}"
             explicit_ksa = self.inventory.profiles.get(ksa_name)
-            generated_ksa = service_account_profile(ns, service_account)
+            generated_ksa = self._generated.get((ns, service_account))
+            if generated_ksa is None:
+                generated_ksa = self._generated[(ns, service_account)] = service_account_profile(ns, service_account)
             profiles.append(explicit_ksa or generated_ksa)
             inherited.append(generated_ksa.labels_to_apply)
             if explicit_ksa is not None:
@@ -369,7 +406,7 @@ class EndpointResolver:
             labels[NAMESPACE_KEY] = ns.namespace
             namespaces = self.inventory.namespaces
             namespace = namespaces.get(ns.namespace) if namespaces is not None else None
-            for k, v in namespace_profile(ns.namespace, namespace.labels if namespace else None).labels_to_apply.items():
+            for k, v in self._namespace_profile(ns.namespace).labels_to_apply.items():
                 labels.setdefault(k, v)
             known = namespace is not None
             derived = {NAMESPACE_KEY, f"{NAMESPACE_PREFIX}{NAME_KEY}", f"{NAMESPACE_PREFIX}{METADATA_NAME_KEY}"}
@@ -399,7 +436,7 @@ class EndpointResolver:
             labels[NAMESPACE_KEY] = ep.namespace
             namespaces = self.inventory.namespaces
             namespace = namespaces.get(ep.namespace) if namespaces is not None else None
-            for k, v in namespace_profile(ep.namespace, namespace.labels if namespace else None).labels_to_apply.items():
+            for k, v in self._namespace_profile(ep.namespace).labels_to_apply.items():
                 labels.setdefault(k, v)
             ns_known = namespace is not None
             derived = {NAMESPACE_KEY, f"{NAMESPACE_PREFIX}{NAME_KEY}", f"{NAMESPACE_PREFIX}{METADATA_NAME_KEY}"}
