@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
@@ -87,16 +88,20 @@ def replay_store(
     staging = Path(tempfile.mkdtemp(prefix=f".replay-{os.getpid()}-", dir=root))
     frames: list[DataFrame] = []
 
-    def spark_keys(sql: str, batch_rows: int) -> tuple[int, pa.RecordBatchReader]:
+    def spark_keys(sql: str, path: Path, batch_rows: int) -> None:
         from pyspark import StorageLevel
 
         frame = store.sql(sql).persist(StorageLevel.MEMORY_AND_DISK)
         frames.append(frame)
+        reader = arrow_reader(frame, batch_rows)
         try:
-            total = frame.count()
+            with pq.ParquetWriter(path, reader.schema) as writer:
+                for batch in reader:
+                    writer.write_batch(batch, row_group_size=batch_rows)
+        except SparkQueryError:
+            raise
         except Exception as exc:
             raise SparkQueryError(f"Spark failed extracting the replay keys: {_first_line(exc)}") from None
-        return total, arrow_reader(frame, batch_rows)
 
     try:
         summary, views = judge_keys(inputs, spark_keys, staging, batch_keys=batch_keys, workers=workers,

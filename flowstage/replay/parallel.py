@@ -1,22 +1,27 @@
 """Judging batches of replay keys, in this process or in forked worker processes (one per core) when the store
 holds enough keys to pay for them.
 
-Each worker owns the endpoints whose side is judged (by endpoint id), so every endpoint's compiled policy
-program and match caches live in one worker only; results come back in key order.
+The keys come sorted by namespace pair (flowstage.replay.keys.key_extraction_sql), so a run of consecutive keys
+meets few endpoints, and an endpoint's facts, compiled programs and match caches are built in the process judging
+that run. Each worker judges its own contiguous share of the batches from the front; one that runs out takes
+batches from the back of the largest share left, so the processes finish together without scattering endpoints
+over all of them. Verdicts come back per batch, in the order batches finish.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import traceback
-from collections.abc import Iterable, Iterator
+from collections import OrderedDict, deque
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Protocol
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from flowstage.policy.sets import PolicySets
 from flowstage.replay.judge import Judge, verdict_columns
@@ -28,13 +33,48 @@ Verdicts = pa.Table
 MIN_KEYS_PER_WORKER = 10_000  # below this, starting workers costs more than it saves
 
 
+class KeyBatches:
+    """The extracted keys (a Parquet file, in key order) as numbered batches of at most `size` keys, read in any
+    order: row groups are read whole and sliced, the last few kept for the slices that follow."""
+
+    _KEPT_GROUPS = 4
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.file = pq.ParquetFile(path)
+        self.schema = self.file.schema_arrow
+        self.total = self.file.metadata.num_rows
+        self.units: list[tuple[int, int, int]] = []  # (row group, first row, rows)
+        for group in range(self.file.num_row_groups):
+            rows = self.file.metadata.row_group(group).num_rows
+            self.units.extend((group, first, min(size, rows - first)) for first in range(0, rows, size))
+        self._groups: OrderedDict[int, pa.Table] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.units)
+
+    def batch(self, index: int) -> pa.RecordBatch:
+        group, first, rows = self.units[index]
+        table = self._groups.get(group)
+        if table is None:
+            table = self._groups[group] = self.file.read_row_group(group).combine_chunks()
+            if len(self._groups) > self._KEPT_GROUPS:
+                self._groups.popitem(last=False)
+        return _one_batch(table.slice(first, rows))
+
+    def empty(self) -> pa.RecordBatch:
+        return pa.record_batch([pa.array([], type=f.type) for f in self.schema], schema=self.schema)
+
+
+def _one_batch(table: pa.Table) -> pa.RecordBatch:
+    (batch,) = table.combine_chunks().to_batches()  # a unit is never empty
+    return batch
+
+
 class Judging(Protocol):
     count: int  # processes judging
 
-    def verdicts(self, batch: pa.RecordBatch) -> Verdicts: ...
-
-    def judged(self, batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[pa.RecordBatch, Verdicts]]:
-        """Each batch with its verdicts, in order."""
+    def judged(self, keys: KeyBatches) -> Iterator[tuple[pa.RecordBatch, Verdicts]]:
+        """Each batch of `keys` with its verdicts, every batch once, in the order they are judged."""
         ...
 
     def close(self) -> int:
@@ -62,8 +102,9 @@ class InProcess:
         judge = self.judge.judge
         return verdict_columns([judge(traffic, reporters[i], pending[i] > 0) for i, traffic in enumerate(traffics)])
 
-    def judged(self, batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[pa.RecordBatch, Verdicts]]:
-        for batch in batches:
+    def judged(self, keys: KeyBatches) -> Iterator[tuple[pa.RecordBatch, Verdicts]]:
+        for index in range(len(keys)):
+            batch = keys.batch(index)
             yield batch, self.verdicts(batch)
 
     def close(self) -> int:
@@ -116,45 +157,34 @@ class Workers:
         finally:
             _INHERITED = None
 
-    def verdicts(self, batch: pa.RecordBatch) -> Verdicts:
-        return self._collect(batch, self._send(batch))
+    def judged(self, keys: KeyBatches) -> Iterator[tuple[pa.RecordBatch, Verdicts]]:
+        # A worker has one batch at a time: the next goes out once its verdicts are in, so a worker blocked
+        # sending verdicts is never also being sent to (a pipe holds only so much).
+        shares = _shares(len(keys), len(self.conns))
+        busy: dict[int, pa.RecordBatch] = {}  # worker -> the batch it is judging
+        for worker in range(len(self.conns)):
+            self._give(worker, shares, keys, busy)
+        while busy:
+            for conn in multiprocessing.connection.wait([self.conns[w] for w in busy]):
+                worker = self.conns.index(conn)  # type: ignore[arg-type]
+                batch = busy.pop(worker)
+                verdicts = self._receive(conn)  # type: ignore[arg-type]
+                self._give(worker, shares, keys, busy)
+                yield batch, verdicts
 
-    def judged(self, batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[pa.RecordBatch, Verdicts]]:
-        # The workers judge the next batch while this process writes the one before. The next batch goes out
-        # only once this one's verdicts are in: a worker blocked sending verdicts reads nothing, and a pipe holds
-        # only so much.
-        remaining = iter(batches)
-        batch = next(remaining, None)
-        parts = self._send(batch) if batch is not None else []
-        while batch is not None:
-            verdicts = self._collect(batch, parts)
-            following = next(remaining, None)
-            if following is not None:
-                parts = self._send(following)
-            yield batch, verdicts
-            batch = following
-
-    def _send(self, batch: pa.RecordBatch) -> list[np.ndarray]:
-        """Each worker's share of the batch (by the id of the endpoint whose side is judged), sent to it."""
-        n = len(self.conns)
-        dst = pc.fill_null(pc.equal(batch.column("reporter"), "dst"), False).to_numpy(zero_copy_only=False)
-        judged_side = np.where(dst, batch.column("dest_endpoint").to_numpy(), batch.column("source_endpoint").to_numpy())
-        owner = (judged_side % np.uint64(n)).astype(np.int64)
-        parts = [np.flatnonzero(owner == k) for k in range(n)]
-        for conn, rows in zip(self.conns, parts, strict=True):
-            if len(rows):
-                conn.send(batch.take(pa.array(rows)))
-        return parts
-
-    def _collect(self, batch: pa.RecordBatch, parts: list[np.ndarray]) -> Verdicts:
-        tables = [self._receive(conn) for conn, rows in zip(self.conns, parts, strict=True) if len(rows)]
-        if not tables:
-            return verdict_columns([])
-        # The workers' rows in batch order again: row i of the concatenation came from batch row positions[i].
-        positions = np.concatenate([rows for rows in parts if len(rows)])
-        order = np.empty_like(positions)
-        order[positions] = np.arange(len(positions))
-        return pa.concat_tables(tables).take(pa.array(order))
+    def _give(self, worker: int, shares: list[deque[int]], keys: KeyBatches,
+              busy: dict[int, pa.RecordBatch]) -> None:
+        """Sends `worker` the next batch of its share, or else the last one of the largest share left."""
+        if shares[worker]:
+            index = shares[worker].popleft()
+        else:
+            largest = max(shares, key=len)
+            if not largest:
+                return
+            index = largest.pop()
+        batch = keys.batch(index)
+        self.conns[worker].send(batch)
+        busy[worker] = batch
 
     def _receive(self, conn: Connection) -> Verdicts:
         try:
@@ -186,6 +216,11 @@ class Workers:
             process.join(timeout=5)
         for conn in self.conns:
             conn.close()
+
+
+def _shares(batches: int, workers: int) -> list[deque[int]]:
+    """Contiguous runs of batch indexes, one per worker, as even as they divide."""
+    return [deque(range(w * batches // workers, (w + 1) * batches // workers)) for w in range(workers)]
 
 
 def _load_lazy_imports() -> None:

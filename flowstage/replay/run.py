@@ -204,9 +204,10 @@ def _bytes(n: int) -> str:
 ProgressCallback = Callable[[int, int], None]
 
 
-KeySource = Callable[[str, int], tuple[int, pa.RecordBatchReader]]
-"""Where key extraction runs: given the key-extraction SQL (DuckDB dialect) and a batch size, the number of
-distinct keys and a reader of the key rows. `replay` runs it on DuckDB; flowstage.engines runs it on Spark."""
+KeySource = Callable[[str, Path, int], None]
+"""Where key extraction runs: given the key-extraction SQL (DuckDB dialect), a path and a batch size, write the
+keys the SQL gives, in its order, to that Parquet file in row groups of about that many rows. `replay` runs it on
+DuckDB; flowstage.engines runs it on Spark."""
 
 REPLAY_FILES = ("verdicts", "policies", "rules", "run")
 
@@ -228,19 +229,15 @@ def replay(
     staging = _staging_dir(store.root)
     try:
 
-        def duckdb_keys(sql: str, batch_rows: int) -> tuple[int, pa.RecordBatchReader]:
+        def duckdb_keys(sql: str, path: Path, batch_rows: int) -> None:
             # The keys go to a file and the connection closes before judging: DuckDB gives its memory back,
             # and worker processes start from a small process.
-            path = staging / "keys.parquet"
             con = store.connect(read_only=False)  # the replay's own connection: it runs no user SQL
             try:
                 target = str(path).replace("'", "''")
-                con.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet)")
+                con.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet, ROW_GROUP_SIZE {int(batch_rows)})")
             finally:
                 con.close()
-            keys = pq.ParquetFile(path)
-            reader = pa.RecordBatchReader.from_batches(keys.schema_arrow, keys.iter_batches(batch_size=batch_rows))
-            return keys.metadata.num_rows, reader
 
         summary, views = judge_keys(
             inputs, duckdb_keys, staging, batch_keys=batch_keys, workers=workers, on_progress=on_progress
@@ -280,25 +277,26 @@ def judge_keys(
 
     judging: parallel.Judging | None = None
     try:
-        total, reader = keys(key_extraction_sql(columns), batch_keys)
+        keys_path = staging / "keys.parquet"
+        keys(key_extraction_sql(columns), keys_path, batch_keys)
+        batches = parallel.KeyBatches(keys_path, batch_keys)
         summary.timings["extract"] = time.perf_counter() - started
-        judging = parallel.start(sets, with_source_port, total, workers)
+        judging = parallel.start(sets, with_source_port, batches.total, workers)
         summary.workers = judging.count
         verdicts_path = staging / "verdicts.parquet"
         writer: pq.ParquetWriter | None = None
         done = 0
         try:
-            for batch, verdicts in judging.judged(reader):
+            for batch, verdicts in judging.judged(batches):
                 table = _verdict_table(batch, verdicts, summary)
                 if writer is None:
                     writer = pq.ParquetWriter(verdicts_path, table.schema, compression="zstd")
                 writer.write_table(table)
                 done += batch.num_rows
                 if on_progress is not None:
-                    on_progress(done, total)
+                    on_progress(done, batches.total)
             if writer is None:
-                empty = pa.record_batch([pa.array([], type=f.type) for f in reader.schema], schema=reader.schema)
-                table = _verdict_table(empty, verdict_columns([]), summary)
+                table = _verdict_table(batches.empty(), verdict_columns([]), summary)
                 writer = pq.ParquetWriter(verdicts_path, table.schema, compression="zstd")
                 writer.write_table(table)
         finally:
