@@ -64,7 +64,7 @@ def replay(
     inputs: PolicyInputs,
     *,
     master: str | None = None,
-    batch_keys: int = 8192,
+    batch_keys: int = 4096,
     workers: int | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> ReplaySummary:
@@ -78,7 +78,7 @@ def replay_store(
     store: SparkStore,
     inputs: PolicyInputs,
     *,
-    batch_keys: int = 8192,
+    batch_keys: int = 4096,
     workers: int | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> ReplaySummary:

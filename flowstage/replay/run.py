@@ -216,7 +216,7 @@ def replay(
     store: Store,
     inputs: PolicyInputs,
     *,
-    batch_keys: int = 8192,
+    batch_keys: int = 4096,
     workers: int | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> ReplaySummary:
@@ -256,7 +256,7 @@ def judge_keys(
     keys: KeySource,
     staging: Path,
     *,
-    batch_keys: int = 8192,
+    batch_keys: int = 4096,
     workers: int | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> tuple[ReplaySummary, dict[str, str]]:
