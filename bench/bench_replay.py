@@ -224,11 +224,15 @@ def run(size: str = "quick") -> list[Result]:
                     "in the engine phase"),
         Result(f"replay peak memory ({label})", best.peak, "MiB", target="<= 2048 MiB",
                note="replay and worker processes together"),
+        # The target (50x) is the rows/s figure above: the replay over the store's rows against the loop's rate,
+        # which is measured on a slice because looping over every row would take the better part of an hour.
+        # This one runs both on the slice alone, where start-up and the slice's keys weigh on the replay.
         Result(f"per-row Python loop, {loop_rows / 1e6:g}M-row slice", loop_elapsed, "s",
-               "flowstage replay of the same slice", part_best.wall, target=">= 50x",
+               "flowstage replay of the same slice", part_best.wall,
                note=f"CPU {loop_cpu:.1f} s vs {part_best.cpu:.1f} s ({loop_cpu / part_best.cpu:.1f}x); the slice "
                     f"holds {part_best.summary['keys']:,} keys, {per_key:.1f} rows per key: the loop judges every "
-                    f"row, the replay every key once; {load}"),
+                    f"row, the replay every key once (and starts up, loads the policies, extracts the keys); "
+                    f"{load}"),
     ]
 
 
