@@ -323,6 +323,9 @@ class StoreWriter:
             tmp.unlink(missing_ok=True)
         if not (self.root / MANIFEST).exists():
             return
+        # The manifest on disk decides what is committed, not this writer's copy: a commit interrupted (Ctrl-C)
+        # between updating the copy and swapping the file in lists parts the store never committed.
+        self._manifest = None
         keep = set()
         for entry in self.manifest["datasets"].values():
             keep.update(p["path"] for p in entry["files"])

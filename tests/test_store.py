@@ -71,6 +71,31 @@ def test_a_crashed_writer_leaves_nothing_visible_and_the_next_writer_cleans_up(s
     assert store.connect().execute("SELECT count(*) FROM flows").fetchone()[0] == 2
 
 
+@pytest.mark.parametrize("swapped", [False, True], ids=["before the manifest swap", "after the manifest swap"])
+def test_a_commit_interrupted_at_its_manifest_swap_leaves_the_store_as_on_disk(store: Store, monkeypatch, swapped):
+    # Ctrl-C inside commit(): the writer's copy of the manifest lists the new part either way; the parts kept
+    # afterwards must be those the manifest file lists, no stray one and no committed one deleted.
+    table = pa.Table.from_pylist([{"start_time": 1700200000_000000, "proto": "udp", "format": "synth"}],
+                                 schema=schema.FLOW_SCHEMA)
+    with store.writer() as writer:
+        parts = writer.write_flow_table(table)
+        write = writer._write_manifest
+
+        def interrupted() -> None:
+            if swapped:
+                write()
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(writer, "_write_manifest", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            writer.commit(flows=parts)
+        writer.clean_orphans()
+    rows = 3 if swapped else 2
+    assert store.connect().execute("SELECT count(*) FROM flows").fetchone()[0] == rows
+    listed = {f["path"] for f in store.manifest()["datasets"]["flows"]["files"]}
+    assert {p.relative_to(store.root).as_posix() for p in (store.root / "flows").rglob("*.parquet")} == listed
+
+
 def test_second_writer_waits_then_refuses(store: Store):
     held = threading.Event()
     release = threading.Event()
