@@ -39,10 +39,10 @@ demo: $(VENV)/.installed-base
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check flowstage tests bench
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 test-fast: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q -m "not slow and not spark"
+	$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not slow and not spark"
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check flowstage tests bench

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 
@@ -22,6 +23,17 @@ from rich.progress import (
 out = Console(highlight=False, soft_wrap=False)
 # Messages are not wrapped: an error naming a long path stays one line a user (or grep) can read whole.
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def adopt_terminal_width() -> None:
+    """Take the width of the output from $COLUMNS as it is now, or from the terminal when it is not set.
+
+    Consoles are built once per process; a command run again in the same process (a test runner, a notebook) may
+    run with another $COLUMNS.
+    """
+    columns = os.environ.get("COLUMNS", "")
+    for console in (out, err):
+        console.width = int(columns) if columns.isdigit() else None  # type: ignore[assignment]
 
 
 class _Settings:

@@ -37,6 +37,7 @@ def _root(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or chatter on stderr."),
 ) -> None:
     console.settings.quiet = quiet
+    console.adopt_terminal_width()
 
 
 def _register_commands() -> None:
