@@ -137,12 +137,18 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def markdown(size: str, outcomes: list[Outcome], facts: dict[str, str], started: dt.datetime, seconds: float) -> str:
+def markdown(size: str, outcomes: list[Outcome], facts: dict[str, str], started: dt.datetime, seconds: float,
+             only: list[str] | None = None) -> str:
+    if only:
+        command = f"`python -m bench --size {size} --only {','.join(only)}`"
+        ran = f"{'this benchmark' if len(only) == 1 else 'these benchmarks'} took"
+    else:
+        command = f"`python -m bench --size {size}` ({'`make bench`' if size == 'full' else '`make bench-quick`'})"
+        ran = "the whole suite took"
     lines = [
         "# flowstage benchmark results",
         "",
-        f"Written by `python -m bench --size {size}` ({'`make bench`' if size == 'full' else '`make bench-quick`'}) "
-        f"on {started:%Y-%m-%d %H:%M} UTC; the whole suite took {seconds / 60:.1f} minutes. Each figure is compared "
+        f"Written by {command} on {started:%Y-%m-%d %H:%M} UTC; {ran} {seconds / 60:.1f} minutes. Each figure is compared "
         "with a baseline measured in the same run on the same data; the ratio is figure / baseline.",
         "",
         "Times are wall-clock seconds of a single run unless a note says otherwise (best of N, CPU time). Peak memory "
@@ -204,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - clock
     target = args.results or RESULTS[args.size]
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(markdown(args.size, outcomes, facts, started, seconds) + "\n", encoding="utf-8")
+    only = chosen if args.only else None
+    target.write_text(markdown(args.size, outcomes, facts, started, seconds, only) + "\n", encoding="utf-8")
     failed = [o.name for o in outcomes if o.error]
     print(f"== {len(outcomes)} benchmarks in {seconds / 60:.1f} min; results in {target}"
           + (f"; FAILED: {', '.join(failed)}" if failed else ""), flush=True)
