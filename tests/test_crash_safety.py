@@ -146,22 +146,23 @@ main()
 _SLOW_COPY = """
 import os, signal, sys, threading, time
 import duckdb
-from flowstage.replay.run import _interruptible
+from flowstage.interrupt import interruptible
 con = duckdb.connect()
 threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
 started = time.monotonic()
 try:
-    _interruptible(con, f"COPY (SELECT sum(hash(i)) AS h FROM range(20000000000) t(i)) TO '{sys.argv[1]}' (FORMAT parquet)")
+    interruptible(con, lambda: con.execute(f"COPY (SELECT sum(hash(i)) AS h FROM range(20000000000) t(i)) TO '{sys.argv[1]}' (FORMAT parquet)"))
 except KeyboardInterrupt:
     print(f"stopped after {time.monotonic() - started:.1f} s; threads: {threading.active_count()}")
 con.close()
 """
 
 
-def test_ctrl_c_stops_the_key_extraction_at_once(tmp_path: Path):
-    # DuckDB does not notice Ctrl-C during a COPY: replay runs it in a thread and interrupts the query itself, so
-    # a replay of a large store stops within a moment instead of when the extraction ends (minutes), and the
-    # process exits normally (no thread left inside DuckDB to abort it).
+def test_ctrl_c_stops_a_long_duckdb_statement_at_once(tmp_path: Path):
+    # DuckDB does not notice Ctrl-C while a statement runs: replay's key extraction, the report's queries and
+    # `flowstage sql` run theirs through flowstage.interrupt, which interrupts the query itself, so they stop
+    # within a moment instead of when the statement ends (minutes on a large store), and the process exits
+    # normally (no thread left inside DuckDB to abort it).
     done = subprocess.run([sys.executable, "-c", _SLOW_COPY, str(tmp_path / "keys.parquet")], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr

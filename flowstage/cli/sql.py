@@ -59,6 +59,7 @@ def sql_command(
     import duckdb
 
     from flowstage import adhoc, connect, sql
+    from flowstage.interrupt import interruptible
     from flowstage.output import write_result
 
     if format not in OUTPUT_FORMATS:
@@ -71,11 +72,15 @@ def sql_command(
         write_result(adhoc.run_on_spark(store, text, params, spark_master), format, output)
         return
     con = connect(store)
-    try:
+
+    def answer() -> None:
         relation = sql(con, text, params)
         try:
             write_result(relation, format, output)
         except duckdb.Error as exc:
             raise UsageError(f"query failed: {exc}") from None
+
+    try:
+        interruptible(con, answer)  # Ctrl-C stops the query at once
     finally:
         con.close()

@@ -11,7 +11,6 @@ import hashlib
 import os
 import shutil
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -28,6 +27,7 @@ import pyarrow.parquet as pq
 
 import flowstage
 from flowstage.errors import FlowstageError
+from flowstage.interrupt import interruptible
 from flowstage.policy.loader import PolicyBundle, load_policies
 from flowstage.policy.model import Direction, PolicySet
 from flowstage.policy.sets import PolicySets, build_sets
@@ -236,7 +236,9 @@ def replay(
             con = store.connect(read_only=False)  # the replay's own connection: it runs no user SQL
             try:
                 target = str(path).replace("'", "''")
-                _interruptible(con, f"COPY ({sql}) TO '{target}' (FORMAT parquet, ROW_GROUP_SIZE {int(batch_rows)})")
+                # DuckDB would not notice Ctrl-C until the COPY ends (minutes on a large store)
+                copy = f"COPY ({sql}) TO '{target}' (FORMAT parquet, ROW_GROUP_SIZE {int(batch_rows)})"
+                interruptible(con, lambda: con.execute(copy))
             finally:
                 con.close()
 
@@ -313,37 +315,6 @@ def judge_keys(
     pq.write_table(_rules_table(inputs), staging / "rules.parquet")
     pq.write_table(_run_table(inputs, summary, columns, started_at), staging / "run.parquet")
     return summary, all_views(published_file(DATASET), columns)
-
-
-def _interruptible(con: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """Run `sql` to completion, but stop it at once on Ctrl-C: DuckDB does not notice the signal while a COPY
-    runs (minutes on a large store), so the statement runs in a thread this one waits for, and an interrupt
-    here interrupts the query. (An Event, not Thread.join: a join interrupted by a signal marks the thread
-    finished while it still runs.)"""
-    failure: list[BaseException] = []
-    finished = threading.Event()
-
-    def run() -> None:
-        try:
-            con.execute(sql)
-        except BaseException as exc:  # handed to the waiting thread
-            failure.append(exc)
-        finally:
-            finished.set()
-
-    threading.Thread(target=run, name="flowstage-keys", daemon=True).start()
-    try:
-        finished.wait()
-    except BaseException:
-        con.interrupt()
-        while not finished.is_set():
-            try:
-                finished.wait()
-            except KeyboardInterrupt:
-                con.interrupt()
-        raise
-    if failure:
-        raise failure[0]
 
 
 def _staging_dir(root: Path) -> Path:

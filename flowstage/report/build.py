@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowstage.errors import FlowstageError, UsageError
+from flowstage.interrupt import interruptible
 from flowstage.report import queries as q
 from flowstage.store import Store
 
@@ -58,7 +59,8 @@ def findings_at_hand(con: Any) -> Iterator[None]:
         yield
         return
     try:
-        con.execute(f"CREATE TEMP TABLE {FINDINGS} AS SELECT * FROM main.{FINDINGS}").fetchall()
+        create = f"CREATE TEMP TABLE {FINDINGS} AS SELECT * FROM main.{FINDINGS}"
+        interruptible(con, lambda: con.execute(create).fetchall())  # Ctrl-C stops it at once
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0]
         raise q.QueryError(f"the {FINDINGS} view failed: {first}") from exc

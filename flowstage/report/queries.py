@@ -21,6 +21,7 @@ import sqlglot
 from sqlglot import exp
 
 from flowstage.errors import FlowstageError, UsageError
+from flowstage.interrupt import interruptible
 
 QUERIES_DIR = Path(__file__).resolve().parents[2] / "queries"
 
@@ -177,7 +178,7 @@ def resolve_named(text: str, directory: Path = QUERIES_DIR) -> Query | None:
 def run(con: duckdb.DuckDBPyConnection, query: Query, **parameters: Any) -> pa.Table:
     """Run one query with bound parameters and return its rows as an Arrow table."""
     try:
-        return con.sql(query.sql, params=query.bind(**parameters)).to_arrow_table()
+        return interruptible(con, lambda: con.sql(query.sql, params=query.bind(**parameters)).to_arrow_table())
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0]
         raise QueryError(f"{query.path.name}: the query failed: {first}") from exc
@@ -187,7 +188,7 @@ def scalar_summary(con: duckdb.DuckDBPyConnection, query: Query, select: str, **
     """Aggregate over a query's full result (e.g. `count(*), sum(flows)`), with its parameters still bound."""
     sql = f"SELECT {select} FROM (\n{query.sql}\n) AS report"
     try:
-        row = con.execute(sql, query.bind(**parameters)).fetchone()
+        row = interruptible(con, lambda: con.execute(sql, query.bind(**parameters)).fetchone())
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0]
         raise QueryError(f"{query.path.name}: the query failed: {first}") from exc
