@@ -59,15 +59,11 @@ class KeyBatches:
             table = self._groups[group] = self.file.read_row_group(group).combine_chunks()
             if len(self._groups) > self._KEPT_GROUPS:
                 self._groups.popitem(last=False)
-        return _one_batch(table.slice(first, rows))
+        (batch,) = table.slice(first, rows).to_batches()  # one chunk (combined on reading); a unit is never empty
+        return batch
 
     def empty(self) -> pa.RecordBatch:
         return pa.record_batch([pa.array([], type=f.type) for f in self.schema], schema=self.schema)
-
-
-def _one_batch(table: pa.Table) -> pa.RecordBatch:
-    (batch,) = table.combine_chunks().to_batches()  # a unit is never empty
-    return batch
 
 
 class Judging(Protocol):

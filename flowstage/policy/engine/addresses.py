@@ -107,11 +107,6 @@ class AddressSpace:
         v6 = merge((n, n) for version, n, _ in parsed if version == 6)
         return cls(v4, v6, label or ", ".join(text for _, _, text in parsed))
 
-    @property
-    def exact(self) -> bool:
-        """One known address."""
-        return self.point is not None
-
     def only(self, family: int | None) -> AddressSpace:
         """This space restricted to one family (itself when family is None)."""
         if family is None:

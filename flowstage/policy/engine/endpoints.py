@@ -156,7 +156,9 @@ class EndpointResolver:
         self._explicit_ksa = {name.rsplit(".", 1)[0] for name in inventory.profiles if name.startswith("ksa.")}
         self._cache: dict[tuple, EndpointFacts] = {}
         self._mentions: dict[tuple, dict[int, bool]] = {}
-        self._generated: dict[tuple[str, ...], Profile] = {}  # kns.<ns> / ksa.<ns>.<sa>, built once each
+        # Generated kns.<ns> and ksa.<ns>.<sa> profiles, built once each and shared by the endpoints they apply to.
+        self._namespace_profiles: dict[str, Profile] = {}
+        self._account_profiles: dict[tuple[str, str], Profile] = {}
         self.network_sets = tuple(self._network_set(ns) for ns in inventory.network_sets)
         self._network_set_cidrs = tuple(CIDRs(ns.nets) for ns in inventory.network_sets)
         # Every network set interval per family as (first, last, set index): one pass finds the sets holding
@@ -224,11 +226,11 @@ class EndpointResolver:
 
     def _namespace_profile(self, namespace: str) -> Profile:
         """The generated `kns.<namespace>` profile (with the inventory's labels of the namespace, if given)."""
-        found = self._generated.get((namespace,))
+        found = self._namespace_profiles.get(namespace)
         if found is None:
             namespaces = self.inventory.namespaces
             known = namespaces.get(namespace) if namespaces is not None else None
-            found = self._generated[(namespace,)] = namespace_profile(namespace, known.labels if known else None)
+            found = self._namespace_profiles[namespace] = namespace_profile(namespace, known.labels if known else None)
         return found
 
     def _build(self, ep: Endpoint) -> EndpointFacts:
@@ -320,9 +322,10 @@ class EndpointResolver:
         if sa_known and service_account:
             ksa_name = f"ksa.{ns}.{service_account}"
             explicit_ksa = self.inventory.profiles.get(ksa_name)
-            generated_ksa = self._generated.get((ns, service_account))
+            generated_ksa = self._account_profiles.get((ns, service_account))
             if generated_ksa is None:
-                generated_ksa = self._generated[(ns, service_account)] = service_account_profile(ns, service_account)
+                generated_ksa = service_account_profile(ns, service_account)
+                self._account_profiles[(ns, service_account)] = generated_ksa
             profiles.append(explicit_ksa or generated_ksa)
             inherited.append(generated_ksa.labels_to_apply)
             if explicit_ksa is not None:
