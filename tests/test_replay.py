@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -292,6 +293,18 @@ def test_worker_processes_reach_the_same_verdicts_as_one_process(lesson_store, t
     assert one == two
     assert shared.decisions == alone.decisions
     assert (shared.rows, shared.keys, shared.kept_open_by_nets_rows) == (alone.rows, alone.keys, alone.kept_open_by_nets_rows)
+
+
+def test_a_replay_leaves_the_callers_garbage_collector_as_it_found_it(lesson_store):
+    # Judging freezes the heap and raises the collector's thresholds while it runs (in this process with one
+    # worker, before forking with two); a notebook that replays must get its collector back unchanged.
+    store, policies = lesson_store
+    inputs = load_inputs([policies])
+    before = gc.get_threshold()
+    for workers in (1, 2):
+        replay(store, inputs, workers=workers, batch_keys=2)
+        assert gc.get_threshold() == before
+        assert gc.get_freeze_count() == 0
 
 
 def test_worker_processes_take_batches_larger_than_a_pipe_holds(tmp_path):

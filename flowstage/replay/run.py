@@ -284,28 +284,11 @@ def judge_keys(
         keys(key_extraction_sql(columns), keys_path, batch_keys)
         batches = parallel.KeyBatches(keys_path, batch_keys)
         summary.timings["extract"] = time.perf_counter() - started
-        judging = parallel.start(sets, with_source_port, batches.total, workers)
-        summary.workers = judging.count
-        verdicts_path = staging / "verdicts.parquet"
-        writer: pq.ParquetWriter | None = None
-        done = 0
-        try:
-            for batch, verdicts in judging.judged(batches):
-                table = _verdict_table(batch, verdicts, summary)
-                if writer is None:
-                    writer = pq.ParquetWriter(verdicts_path, table.schema, compression="zstd")
-                writer.write_table(table)
-                done += batch.num_rows
-                if on_progress is not None:
-                    on_progress(done, batches.total)
-            if writer is None:
-                table = _verdict_table(batches.empty(), verdict_columns([]), summary)
-                writer = pq.ParquetWriter(verdicts_path, table.schema, compression="zstd")
-                writer.write_table(table)
-        finally:
-            if writer is not None:
-                writer.close()
-        summary.decisions = judging.close()
+        with parallel.fewer_collections():
+            judging = parallel.start(sets, with_source_port, batches.total, workers)
+            summary.workers = judging.count
+            _write_verdicts(judging, batches, staging / "verdicts.parquet", summary, on_progress)
+            summary.decisions = judging.close()
     finally:
         if judging is not None:
             judging.terminate()
@@ -315,6 +298,29 @@ def judge_keys(
     pq.write_table(_rules_table(inputs), staging / "rules.parquet")
     pq.write_table(_run_table(inputs, summary, columns, started_at), staging / "run.parquet")
     return summary, all_views(published_file(DATASET), columns)
+
+
+def _write_verdicts(judging: parallel.Judging, batches: parallel.KeyBatches, path: Path, summary: ReplaySummary,
+                    on_progress: ProgressCallback | None) -> None:
+    """Each judged batch with its verdicts appended to the verdicts file and counted into the summary."""
+    writer: pq.ParquetWriter | None = None
+    done = 0
+    try:
+        for batch, verdicts in judging.judged(batches):
+            table = _verdict_table(batch, verdicts, summary)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema, compression="zstd")
+            writer.write_table(table)
+            done += batch.num_rows
+            if on_progress is not None:
+                on_progress(done, batches.total)
+        if writer is None:
+            table = _verdict_table(batches.empty(), verdict_columns([]), summary)
+            writer = pq.ParquetWriter(path, table.schema, compression="zstd")
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def _staging_dir(root: Path) -> Path:
