@@ -10,8 +10,6 @@ over all of them. Verdicts come back per batch, in the order batches finish.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -25,6 +23,7 @@ from typing import Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from flowstage.collector import fewer_collections
 from flowstage.policy.sets import PolicySets
 from flowstage.replay.judge import Judge, verdict_columns
 from flowstage.replay.keys import TrafficBuilder
@@ -33,31 +32,6 @@ from flowstage.replay.keys import TrafficBuilder
 # Arrow crosses the pipe from a worker far cheaper than the same verdicts as Python tuples.
 Verdicts = pa.Table
 MIN_KEYS_PER_WORKER = 10_000  # below this, starting workers costs more than it saves
-
-# Judging allocates many objects per key and keeps caches that grow with the keys; with the default thresholds
-# (700 allocations) the collector runs every few keys and now and then walks every cache built so far: a quarter
-# of the judging CPU on the bench store. While judging, the young generation is larger and the heap that was
-# there before (policies, compiled rules) is frozen out of the collector's walks.
-_JUDGING_THRESHOLDS = (50_000, 20, 100)
-_depth = 0  # fewer_collections blocks open in this process
-
-
-@contextlib.contextmanager
-def fewer_collections() -> Iterator[None]:
-    """Judging in this process: the heap as it is now frozen (and again at each nested entry, as before a fork),
-    the young generation larger; the outermost exit restores both."""
-    global _depth
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(*_JUDGING_THRESHOLDS)
-    _depth += 1
-    try:
-        yield
-    finally:
-        _depth -= 1
-        gc.set_threshold(*thresholds)
-        if _depth == 0:
-            gc.unfreeze()
 
 
 class KeyBatches:

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 import flowstage
+from flowstage.collector import fewer_collections
 from flowstage.errors import FlowstageError
 from flowstage.interrupt import interruptible
 from flowstage.policy.loader import PolicyBundle, load_policies
@@ -97,9 +98,10 @@ def load_inputs(
         if not path.exists():
             raise FlowstageError(f"{path}: no such file or folder")
     inventory = [Path(p) for p in (namespaces, pods) if p is not None]
-    bundle = load_policies(policy_paths, inventory=inventory)
-    sets = build_sets(bundle)
-    sets = dataclasses.replace(sets, proposed=promoted_as_staged(sets))
+    with fewer_collections():
+        bundle = load_policies(policy_paths, inventory=inventory)
+        sets = build_sets(bundle)
+        sets = dataclasses.replace(sets, proposed=promoted_as_staged(sets))
     files = [*_hashed("policies", policy_paths)]
     if namespaces is not None:
         files += _hashed("namespaces", [Path(namespaces)])
@@ -284,7 +286,7 @@ def judge_keys(
         keys(key_extraction_sql(columns), keys_path, batch_keys)
         batches = parallel.KeyBatches(keys_path, batch_keys)
         summary.timings["extract"] = time.perf_counter() - started
-        with parallel.fewer_collections():
+        with fewer_collections():
             judging = parallel.start(sets, with_source_port, batches.total, workers)
             summary.workers = judging.count
             _write_verdicts(judging, batches, staging / "verdicts.parquet", summary, on_progress)
