@@ -36,7 +36,7 @@ from flowstage.policy.model import FrozenMap
 from flowstage.policy.traffic import Endpoint, EndpointType, Traffic
 from flowstage.replay import load_inputs
 from flowstage.replay.keys import key_columns
-from flowstage.store import Store
+from flowstage.store import FLOWS_LAYOUT, Store
 from flowstage.synth.batches import flow_batches
 from flowstage.synth.policies import write_policies
 from flowstage.synth.windows import ACTIVE_SHARE, DEFAULT_SKEW
@@ -68,7 +68,7 @@ def _store(name: str, rows: int, keys: int, limit: int | None = None) -> Path:
     small: a child's peak memory counts the memory of the process that started it)."""
     path = DATA / name
     recipe = {"rows": rows, "keys": keys, "limit": limit, "seed": SEED, "allowed_level": ALLOWED_LEVEL,
-              "skew": DEFAULT_SKEW, "active_share": ACTIVE_SHARE}
+              "skew": DEFAULT_SKEW, "active_share": ACTIVE_SHARE, "layout": FLOWS_LAYOUT}
     marker = path / "bench-recipe.json"
     if marker.is_file() and json.loads(marker.read_text()) == recipe:
         return path
@@ -167,7 +167,7 @@ def _row_loop(store: Path, policies: Path) -> tuple[float, float, int]:
     try:
         columns = ", ".join(key_columns(False))
         reader = con.sql(
-            f"SELECT {columns}, array_length(pending_policies) > 0 AS has_pending FROM flows"
+            f"SELECT {columns}, pending_action IS NOT NULL AS has_pending FROM flows"
         ).to_arrow_reader(65_536)
         for batch in reader:
             for values in batch.to_pylist():

@@ -21,6 +21,7 @@ from pathlib import Path
 import psutil
 
 from bench.common import Result
+from flowstage.store import FLOWS_LAYOUT
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / "data" / "scale"
@@ -155,7 +156,7 @@ def felix_logs(rows: int, keys: int) -> Path:
 def synthetic_store(rows: int, keys: int) -> Path:
     """A store of `rows` synthetic rows written straight from Arrow (no JSON): the way to 100 million rows."""
     path = DATA / f"store-{rows}-{keys}"
-    recipe = {"rows": rows, "keys": keys, "seed": SEED, "allowed_level": ALLOWED_LEVEL}
+    recipe = {"rows": rows, "keys": keys, "seed": SEED, "allowed_level": ALLOWED_LEVEL, "layout": FLOWS_LAYOUT}
     code = (
         "from flowstage.store import Store; from flowstage.synth.batches import flow_batches; "
         f"Store.open({str(path)!r}, create=True).append_flows("

@@ -5,7 +5,9 @@ Declared once here; readers, the store, SQL files, docs and tests take names and
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -81,6 +83,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("num_flows_completed", pa.int64(), "Connections that ended in the window."),
     Column("enforced_policies", POLICY_HITS, "Trace of enforced policies that decided the logged action (staged hits removed), sorted by position."),
     Column("pending_policies", POLICY_HITS, "Trace of Calico's pending evaluation: staged policies evaluated as if enforced, sorted by position."),
+    Column("pending_action", pa.string(), "What the logged pending trace concluded: the action of the last hit of `pending_policies` (allow, deny or pass; `unknown` when that hit could not be read); NULL when the row carries no pending trace. The store derives it from `pending_policies`."),
     Column("all_policies", POLICY_HITS, "Legacy mixed trace (enforced and staged hits) from logs written before enforced/pending existed."),
     Column("transit_policies", POLICY_HITS, "Trace of host-endpoint policies for forwarded traffic."),
     Column("transit_bytes_in", pa.int64(), "Bytes of forwarded traffic received (host endpoints)."),
@@ -135,6 +138,51 @@ QUARANTINE_SCHEMA: pa.Schema = pa.schema(
         pa.field("ingested_at", UTC_TIMESTAMP),
     ]
 )
+
+
+# Columns the store computes from others as it writes a part (writers may leave them NULL or out), each with
+# the SQL that computes it over parts written before the store kept it.
+DERIVED_COLUMNS: dict[str, str] = {
+    "pending_action": "CASE WHEN array_length(pending_policies) > 0 "
+                      "THEN COALESCE(pending_policies[array_length(pending_policies)].action, 'unknown') END",
+}
+
+
+def with_derived_columns(table: pa.Table) -> pa.Table:
+    """`table` (in FLOW_SCHEMA) with its derived columns computed: what DERIVED_COLUMNS' SQL gives, in Arrow."""
+    index = FLOW_SCHEMA.get_field_index("pending_action")
+    chunks = [_last_action(chunk) for chunk in table.column("pending_policies").chunks]
+    return table.set_column(index, FLOW_SCHEMA.field(index), pa.chunked_array(chunks, pa.string()))
+
+
+def _numpy(array: pa.Array, dtype: type) -> Any:
+    """A fixed-width Arrow array without nulls as a numpy view of its buffer (to_numpy would import pandas)."""
+    import numpy as np
+
+    return np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * np.dtype(dtype).itemsize)
+
+
+def _last_action(traces: pa.ListArray) -> pa.Array:
+    """Per row: the action of the trace's last hit (`unknown` if NULL); NULL for a NULL or empty trace."""
+    # numpy and buffers, no Python values: pyarrow converting one (a scalar 0 included) imports pandas, a second
+    # of the CLI's start-up.
+    import numpy as np
+    import pyarrow.compute as pc
+
+    n = len(traces)
+    offsets = _numpy(traces.offsets, np.int32)
+    present = offsets[1:] > offsets[:-1]
+    if traces.null_count:
+        present &= _numpy(traces.is_valid().cast(pa.int8()), np.int8).astype(bool)
+    # offsets index the unsliced child array (`values`); a row's last hit sits just before the next row's start
+    last = np.where(present, offsets[1:] - 1, 0).astype(np.int64)
+    actions = traces.values.field("action")
+    picked = actions.take(pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(last)])) if len(actions) else (
+        pa.nulls(n, pa.string()))
+    unknown = pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(struct.pack("<ii", 0, 7)),
+                                                     pa.py_buffer(b"unknown")])[0]
+    mask = pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(np.packbits(present, bitorder="little"))])
+    return pc.if_else(mask, pc.coalesce(picked, unknown), pa.nulls(1, pa.string())[0])
 
 
 def duckdb_type(t: pa.DataType) -> str:

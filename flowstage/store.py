@@ -38,6 +38,9 @@ LOCK = ".lock"
 STAGING = ".staging"
 STORE_FORMAT = "flowstage-store"
 STORE_VERSION = 1
+# Flow part layouts: 2 stores schema.DERIVED_COLUMNS; parts of layout 1 (no `layout` in the manifest) do not,
+# and the flows view computes those columns for them.
+FLOWS_LAYOUT = 2
 RETAINED_VERSIONS = 2  # a replaced dataset version stays on disk so running readers can finish
 DEFAULT_LOCK_TIMEOUT = LOCK_TIMEOUT
 MEMORY_LIMIT_ENV = "FLOWSTAGE_MEMORY_LIMIT"
@@ -72,13 +75,19 @@ def _empty_select(fields: pa.Schema) -> str:
     return f"SELECT {cols} WHERE false"
 
 
-def _typed_select(fields: pa.Schema, files: list[Path]) -> str:
-    """Schema columns in schema order over the listed Parquet files (older parts may lack newer columns)."""
+def _typed_select(fields: pa.Schema, files: list[Path], computed: dict[str, str] | None = None) -> str:
+    """Schema columns in schema order over the listed Parquet files (older parts may lack newer columns; those
+    in `computed` are computed by its SQL instead of read)."""
     from flowstage import schema
 
     if not files:
         return _empty_select(fields)
-    cols = ", ".join(f'CAST("{f.name}" AS {schema.duckdb_type(f.type)}) AS "{f.name}"' for f in fields)
+    computed = computed or {}
+
+    def value(name: str) -> str:
+        return computed.get(name, f'"{name}"')
+
+    cols = ", ".join(f'CAST({value(f.name)} AS {schema.duckdb_type(f.type)}) AS "{f.name}"' for f in fields)
     return f"SELECT {cols} FROM read_parquet({_sql_list(files)}, union_by_name = true)"
 
 
@@ -153,13 +162,27 @@ class Store:
 
         m = manifest or self.manifest()
         views = {
-            FLOWS: _typed_select(schema.FLOW_SCHEMA, self.files(FLOWS, m)),
+            FLOWS: self._flows_select(m),
             QUARANTINE: _typed_select(schema.QUARANTINE_SCHEMA, self.files(QUARANTINE, m)),
         }
         for entry in m["datasets"].values():
             for view, text in entry.get("views", {}).items():
                 views[view] = self._expand(text, m)
         return views
+
+    def _flows_select(self, manifest: dict[str, Any]) -> str:
+        """The flows view: every part in the schema's columns, the derived ones computed for older parts."""
+        from flowstage import schema
+
+        parts = manifest["datasets"][FLOWS]["files"]
+        older = [self.root / p["path"] for p in parts if p.get("layout", 1) < FLOWS_LAYOUT]
+        if not older:
+            return _typed_select(schema.FLOW_SCHEMA, [self.root / p["path"] for p in parts])
+        current = [self.root / p["path"] for p in parts if p.get("layout", 1) >= FLOWS_LAYOUT]
+        selects = [_typed_select(schema.FLOW_SCHEMA, older, computed=schema.DERIVED_COLUMNS)]
+        if current:
+            selects.append(_typed_select(schema.FLOW_SCHEMA, current))
+        return "\nUNION ALL\n".join(selects)
 
     def _expand(self, text: str, manifest: dict[str, Any]) -> str:
         for name in manifest["datasets"]:
@@ -261,10 +284,13 @@ class Store:
                 for batch in batches:
                     table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
                     missing = [n for n in schema.COLUMN_NAMES if n not in table.column_names]
-                    if missing:
+                    if [n for n in missing if n not in schema.DERIVED_COLUMNS]:
                         raise StoreError(f"append_flows from {source}: batch lacks columns {', '.join(missing)}")
+                    for name in missing:  # derived ones, computed below
+                        table = table.append_column(schema.FLOW_SCHEMA.field(name), pa.nulls(table.num_rows, pa.string()))
                     if table.num_rows:
-                        behind.put(table.select(list(schema.COLUMN_NAMES)).cast(schema.FLOW_SCHEMA))
+                        typed = table.select(list(schema.COLUMN_NAMES)).cast(schema.FLOW_SCHEMA)
+                        behind.put(schema.with_derived_columns(typed))
             finally:
                 try:
                     behind.finish()
@@ -351,7 +377,7 @@ class StoreWriter:
         files = _DayFiles(self.staging / uuid.uuid4().hex)
         try:
             # More days than stay open at once: the days closed early are parts too.
-            done = files.write(table.cast(schema.FLOW_SCHEMA))
+            done = files.write(schema.with_derived_columns(table.cast(schema.FLOW_SCHEMA)))
         except BaseException:
             files.abandon()
             raise
@@ -395,7 +421,9 @@ class StoreWriter:
         """Make staged parts and source progress visible in one atomic manifest swap."""
         m = self.manifest
         for dataset, parts in ((FLOWS, flows), (QUARANTINE, quarantine)):
-            m["datasets"][dataset]["files"].extend({"path": p.path, "rows": p.rows} for p in parts)
+            # Flow parts record their layout: the view computes what an older part does not store.
+            layout = {"layout": FLOWS_LAYOUT} if dataset == FLOWS else {}
+            m["datasets"][dataset]["files"].extend({"path": p.path, "rows": p.rows, **layout} for p in parts)
         for key, entry in (sources or {}).items():
             m["sources"][key] = entry
         self._write_manifest()

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import flowstage
 from flowstage import schema
@@ -184,3 +187,60 @@ def test_an_ingest_batch_spanning_many_days_stores_every_day(tmp_path: Path):
     con = store.connect()
     assert con.execute("SELECT count(DISTINCT start_time::DATE), count(*) FROM flows").fetchone() == (40, 40)
     assert sum(part["rows"] for part in store.manifest()["datasets"]["flows"]["files"]) == 40
+
+
+_HIT_ACTIONS = st.sampled_from(["allow", "deny", "pass", None])
+_TRACES = st.lists(st.one_of(st.none(), st.lists(_HIT_ACTIONS, max_size=4)), max_size=12)
+
+
+def _hits(actions: list[str | None] | None) -> list[dict] | None:
+    if actions is None:
+        return None
+    return [{"position": i, "tier": "default", "kind": "gnp", "namespace": None, "name": f"p{i}", "staged": False,
+             "action": action, "rule_index": 0, "end_of_tier": False, "raw": None} for i, action in enumerate(actions)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(traces=_TRACES, cut=st.integers(0, 12))
+def test_the_stored_pending_action_is_what_the_view_computes_for_older_parts(traces, cut):
+    # The store writes pending_action from Arrow; over parts written before it kept the column, the flows view
+    # computes it in SQL. Both must say the same for every trace: none, empty, unreadable last hit, sliced arrays.
+    column = pa.array([_hits(t) for t in traces], schema.POLICY_HITS).slice(min(cut, len(traces)))
+    con = duckdb.connect()
+    con.register("traces", pa.table({"i": pa.array(range(len(column)), pa.int64()), "pending_policies": column}))
+    derived = schema.DERIVED_COLUMNS["pending_action"]
+    in_sql = [r[0] for r in con.execute(f"SELECT {derived} FROM traces ORDER BY i").fetchall()]
+    assert schema._last_action(column).to_pylist() == in_sql
+
+
+def test_parts_written_before_the_store_kept_pending_action_get_it_from_the_view(store: Store, tmp_path: Path):
+    # A part of layout 1: its file lacks pending_action and its manifest entry names no layout.
+    trace = _hits(["pass", "deny"])
+    old_schema = pa.schema([f for f in schema.FLOW_SCHEMA if f.name != "pending_action"])
+    rows = [{"start_time": 1700000000 * 10**6, "reporter": "dst", "action": "allow", "pending_policies": trace,
+             "source_file": "old.log", "source_line": 1},
+            {"start_time": 1700000000 * 10**6, "reporter": "dst", "action": "allow", "source_file": "old.log",
+             "source_line": 2}]
+    path = store.root / "flows" / "date=2023-11-14" / "part-old.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=old_schema), path)
+    manifest = json.loads((store.root / "manifest.json").read_text())
+    manifest["datasets"]["flows"]["files"].append({"path": path.relative_to(store.root).as_posix(), "rows": 2})
+    (store.root / "manifest.json").write_text(json.dumps(manifest))
+    # ...next to parts this store writes, which keep the column
+    store.append_flows([_appended(trace)], "appended")
+
+    got = store.connect().execute(
+        "SELECT source_file, source_line, pending_action FROM flows ORDER BY ALL").fetchall()
+    assert [r for r in got if r[0] in ("old.log", "new.log")] == [
+        ("new.log", 1, "deny"), ("old.log", 1, "deny"), ("old.log", 2, None)]
+    assert [r[2] for r in got if r[0] not in ("old.log", "new.log")] == [None, None]
+    layouts = [f.get("layout") for f in json.loads((store.root / "manifest.json").read_text())["datasets"]["flows"]["files"]]
+    assert layouts.count(None) == 1 and layouts.count(2) == len(layouts) - 1
+
+
+def _appended(trace: list[dict]) -> pa.Table:
+    # A batch without the derived column: the store computes it.
+    names = [n for n in schema.COLUMN_NAMES if n not in schema.DERIVED_COLUMNS]
+    row = {n: None for n in names} | {"start_time": 1700000000 * 10**6, "reporter": "dst", "action": "allow",
+                                       "pending_policies": trace, "source_file": "new.log", "source_line": 1}
+    return pa.Table.from_pylist([row], schema=pa.schema([schema.FLOW_SCHEMA.field(n) for n in names]))

@@ -61,7 +61,8 @@ REPLAY_KEY_COLUMN = "replay_key"
 
 def key_extraction_sql(columns: Sequence[str]) -> str:
     """One scan of `flows`: a row per replay key with the aggregates the summary needs (rows and bytes by
-    logged action, rows by the logged pending verdict) and an id per endpoint (computed per key, not per row).
+    logged action, rows by the logged pending verdict, `pending_action`: the store keeps it so the scan never
+    decodes the pending traces) and an id per endpoint (computed per key, not per row).
 
     Keys come ordered by source and destination namespace, then endpoint: a run of consecutive keys meets few
     endpoints, so a judging process that takes a run builds the facts and programs of few (see
@@ -69,7 +70,6 @@ def key_extraction_sql(columns: Sequence[str]) -> str:
     key = replay_key_sql(columns)
     picked = ",\n       ".join(f"any_value({c}) AS {c}" for c in columns)
     size = "COALESCE(bytes_in, 0) + COALESCE(bytes_out, 0)"
-    pending = "pending_policies[array_length(pending_policies)].action"
     return f"""SELECT keys.*,
        {endpoint_id_sql('source')} AS source_endpoint,
        {endpoint_id_sql('dest')} AS dest_endpoint
@@ -81,9 +81,9 @@ SELECT {key} AS replay_key,
        CAST(sum(CASE WHEN action = 'deny' THEN 1 ELSE 0 END) AS BIGINT) AS rows_deny,
        CAST(sum({size}) AS BIGINT) AS bytes,
        CAST(sum(CASE WHEN action = 'allow' THEN {size} ELSE 0 END) AS BIGINT) AS bytes_allow,
-       CAST(sum(CASE WHEN array_length(pending_policies) > 0 THEN 1 ELSE 0 END) AS BIGINT) AS rows_pending,
-       CAST(sum(CASE WHEN {pending} = 'allow' THEN 1 ELSE 0 END) AS BIGINT) AS rows_pending_allow,
-       CAST(sum(CASE WHEN {pending} = 'deny' THEN 1 ELSE 0 END) AS BIGINT) AS rows_pending_deny
+       CAST(sum(CASE WHEN pending_action IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS rows_pending,
+       CAST(sum(CASE WHEN pending_action = 'allow' THEN 1 ELSE 0 END) AS BIGINT) AS rows_pending_allow,
+       CAST(sum(CASE WHEN pending_action = 'deny' THEN 1 ELSE 0 END) AS BIGINT) AS rows_pending_deny
 FROM flows
 GROUP BY {key}
 ) AS keys
