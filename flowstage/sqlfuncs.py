@@ -12,8 +12,6 @@ from collections.abc import Mapping
 
 import duckdb
 import pyarrow as pa
-import sqlglot
-from sqlglot import exp
 
 from flowstage.selector import Selector, parse_selector
 
@@ -72,6 +70,10 @@ def rewrite(sql: str) -> str:
     """
     if FUNCTION_NAME not in sql.lower():
         return sql
+    # Imported here: every store connection installs this module's function, few queries call it.
+    import sqlglot
+    from sqlglot import exp
+
     try:
         statements = sqlglot.parse(sql, dialect="duckdb")
     except sqlglot.errors.SqlglotError:

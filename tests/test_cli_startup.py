@@ -33,3 +33,22 @@ def test_the_ingest_command_loads_what_ingest_needs_and_nothing_of_reports_or_po
     assert {"duckdb", "pyarrow", "flowstage.store"} <= loaded
     assert sorted(m for m in ("sqlglot", "pandas", "yaml", "ruamel.yaml", "flowstage.report", "flowstage.policy.loader")
                   if m in loaded) == []
+
+
+def test_a_replay_never_loads_pandas(tmp_path, repo_dir):
+    # pyarrow imports pandas on its first conversion of a Python value: a third of a second on the replay's
+    # critical path (in the replay process; a worker would pay it again). In process, then with two workers.
+    sample = repo_dir / "sample_logs"
+    store = tmp_path / "store"
+    subprocess.run([sys.executable, "-m", "flowstage", "--quiet", "ingest", str(sample / "logs" / "felix"),
+                    "--store", str(store)], check=True, capture_output=True)
+    for workers in ("1", "2"):
+        loaded = loaded_after(
+            "import sys\nfrom flowstage.cli import app\n"
+            f"sys.argv = ['flowstage', '--quiet', 'replay', '--store', {str(store)!r}, '--policies', "
+            f"{str(sample / 'policies')!r}, '--namespaces', {str(sample / 'inventory' / 'namespaces.yaml')!r}, "
+            f"'--workers', {workers!r}]\n"
+            "try:\n    app()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code"
+        )
+        assert {"flowstage.replay", "duckdb", "pyarrow"} <= loaded
+        assert sorted(m for m in ("pandas", "sqlglot") if m in loaded) == []

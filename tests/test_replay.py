@@ -295,6 +295,18 @@ def test_worker_processes_reach_the_same_verdicts_as_one_process(lesson_store, t
     assert (shared.rows, shared.keys, shared.kept_open_by_nets_rows) == (alone.rows, alone.keys, alone.kept_open_by_nets_rows)
 
 
+def test_every_key_counts_its_rows_by_logged_action_and_pending_verdict_with_zeros_not_nulls(lesson_store):
+    # A key none of whose rows carries a pending trace (or a logged deny) counts 0 such rows, not NULL.
+    store, policies = lesson_store
+    replay(store, load_inputs([policies]))
+    counts = "rows, rows_allow, rows_deny, bytes, bytes_allow, rows_pending, rows_pending_allow, rows_pending_deny"
+    found = query(store, f"SELECT {counts} FROM verdicts")
+    assert found and all(value is not None for row in found for value in row.values())
+    assert any(row["rows_pending"] == 0 for row in found)  # keys without pending rows are there
+    assert all(row["rows"] == row["rows_allow"] + row["rows_deny"] for row in found)
+    assert all(row["rows_pending"] >= row["rows_pending_allow"] + row["rows_pending_deny"] for row in found)
+
+
 def test_a_replay_leaves_the_callers_garbage_collector_as_it_found_it(lesson_store):
     # Judging freezes the heap and raises the collector's thresholds while it runs (in this process with one
     # worker, before forking with two); a notebook that replays must get its collector back unchanged.

@@ -11,25 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from flowstage.arrays import strings as string_array
+
 CHUNK_BYTES = 16 * 1024 * 1024
 MAX_BATCH_BYTES = 256 * 1024 * 1024
 UTF8_BOM = b"\xef\xbb\xbf"
 UNTERMINATED = "unterminated"  # the content's last line, without a newline after it
 INVALID_UTF8 = "invalid_utf8"
 LINE_SCHEMA = pa.schema([("line_no", pa.int64()), ("text", pa.string()), ("flag", pa.string())])
-
-
-def string_array(values: list[str | None]) -> pa.Array:
-    """Python strings → an Arrow string array, built from buffers: `pa.array` on Python objects would import
-    pandas (about a second of start-up) to check for pandas types."""
-    valid = np.array([v is not None for v in values], dtype=bool)
-    encoded = [v.encode("utf-8") if v is not None else b"" for v in values]
-    offsets = np.zeros(len(values) + 1, dtype=np.int64)
-    np.cumsum([len(e) for e in encoded], out=offsets[1:])
-    validity = pa.py_buffer(np.packbits(valid, bitorder="little")) if not valid.all() else None
-    array = pa.Array.from_buffers(pa.large_string(), len(values),
-                                  [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
-    return array.cast(pa.string())
 
 
 def int64_array(values: np.ndarray) -> pa.Array:

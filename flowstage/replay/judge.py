@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 import pyarrow as pa
 
+from flowstage import arrays
 from flowstage.policy.engine import REPORTERS, Engine
 from flowstage.policy.engine.selection import SelectorIndex
 from flowstage.policy.model import Direction, Policy, PolicySet
@@ -48,18 +49,18 @@ def verdict_row(verdict: Verdict) -> VerdictRow:
 
 def verdict_columns(judged: list[tuple[VerdictRow, ...]]) -> pa.Table:
     """`<set>_<field>` columns (SET_NAMES × VERDICT_FIELDS) of the keys' verdict rows, one row per key."""
-    arrays: list[pa.Array] = []
+    columns: list[pa.Array] = []
     names: list[str] = []
     for j, s in enumerate(SET_NAMES):
         # Keys share few distinct verdicts: each is converted once, then gathered.
         codes: dict[VerdictRow, int] = {}
         index = [codes.setdefault(verdicts[j], len(codes)) for verdicts in judged]
-        gather = pa.array(index, type=pa.int32())
+        gather = arrays.integers(index, pa.int32())
         fields = zip(*codes, strict=True) if codes else [()] * len(VERDICT_FIELDS)
         for f, values in zip(VERDICT_FIELDS, fields, strict=True):
-            arrays.append(pa.array(values, type=VERDICT_TYPES[f]).take(gather))
+            columns.append(arrays.of_type(values, VERDICT_TYPES[f]).take(gather))
             names.append(f"{s}_{f}")
-    return pa.Table.from_arrays(arrays, names=names)
+    return pa.Table.from_arrays(columns, names=names)
 
 
 def _members(policy_set: PolicySet) -> set[Policy]:

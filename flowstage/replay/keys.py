@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from flowstage import arrays
 from flowstage.policy.model import FrozenMap, PolicySet, Ports
 from flowstage.policy.traffic import Endpoint, EndpointType, Traffic
 from flowstage.schema import FLOW_SCHEMA
@@ -86,13 +87,13 @@ FROM (
 SELECT {key} AS replay_key,
        any_value({{{packed}}}) AS key_values,
        count(*) AS rows,
-       CAST(count_if(action = 'allow') AS BIGINT) AS rows_allow,
-       CAST(count_if(action = 'deny') AS BIGINT) AS rows_deny,
+       count(CASE WHEN action = 'allow' THEN 1 END) AS rows_allow,
+       count(CASE WHEN action = 'deny' THEN 1 END) AS rows_deny,
        CAST(sum({size}) AS BIGINT) AS bytes,
        CAST(sum(CASE WHEN action = 'allow' THEN {size} ELSE 0 END) AS BIGINT) AS bytes_allow,
-       CAST(count(pending_action) AS BIGINT) AS rows_pending,
-       CAST(count_if(pending_action = 'allow') AS BIGINT) AS rows_pending_allow,
-       CAST(count_if(pending_action = 'deny') AS BIGINT) AS rows_pending_deny
+       count(pending_action) AS rows_pending,
+       count(CASE WHEN pending_action = 'allow' THEN 1 END) AS rows_pending_allow,
+       count(CASE WHEN pending_action = 'deny' THEN 1 END) AS rows_pending_deny
 FROM flows
 GROUP BY {key}
 ) AS grouped
@@ -198,7 +199,7 @@ class TrafficBuilder:
             if ident not in self._identities and ident not in fresh:
                 fresh[ident] = i
         if fresh:
-            rows = batch.select([f"{side}_{f}" for f in _ENDPOINT_FIELDS]).take(pa.array(list(fresh.values())))
+            rows = batch.select([f"{side}_{f}" for f in _ENDPOINT_FIELDS]).take(arrays.integers(list(fresh.values())))
             for ident, values in zip(fresh, zip(*(c.to_pylist() for c in rows.columns), strict=True), strict=True):
                 type_, namespace, name, name_aggr, labels, ip = values
                 self._identities[ident] = (type_, namespace, name, name_aggr, self.labels(labels), ip)

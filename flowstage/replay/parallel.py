@@ -64,7 +64,7 @@ class KeyBatches:
         return batch
 
     def empty(self) -> pa.RecordBatch:
-        return pa.record_batch([pa.array([], type=f.type) for f in self.schema], schema=self.schema)
+        return pa.record_batch([pa.nulls(0, f.type) for f in self.schema], schema=self.schema)
 
 
 class Judging(Protocol):
@@ -141,7 +141,6 @@ class Workers:
         global _INHERITED
         self.count = count
         _INHERITED = InProcess(sets, include_source_port)
-        _load_lazy_imports()
         context = multiprocessing.get_context("fork")
         self.conns: list[Connection] = []
         self.processes: list[multiprocessing.process.BaseProcess] = []
@@ -221,15 +220,6 @@ class Workers:
 def _shares(batches: int, workers: int) -> list[deque[int]]:
     """Contiguous runs of batch indexes, one per worker, as even as they divide."""
     return [deque(range(w * batches // workers, (w + 1) * batches // workers)) for w in range(workers)]
-
-
-def _load_lazy_imports() -> None:
-    """Imports pyarrow makes on first use, made once before forking so the workers inherit them.
-
-    pyarrow imports pandas the first time it converts Python values (pa.array), a third of a second; each worker
-    would otherwise pay it again on its first batch, on every core at once.
-    """
-    pa.array([0])
 
 
 def default_workers() -> int:

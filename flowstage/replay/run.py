@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 import flowstage
+from flowstage import arrays
 from flowstage.collector import fewer_collections
 from flowstage.errors import FlowstageError
 from flowstage.interrupt import interruptible
@@ -348,19 +349,19 @@ def _verdict_table(batch: pa.RecordBatch, verdicts: parallel.Verdicts, summary: 
     """The key batch (without hashes) plus each set's verdict columns; counts the batch into the summary."""
     # Hashes are local to the engine that computed them: the file keeps the key columns, readers rehash them.
     kept = [name for name in batch.schema.names if name not in (*ENDPOINT_ID_COLUMNS, REPLAY_KEY_COLUMN)]
-    arrays = [batch.column(name) for name in kept] + [c.combine_chunks() for c in verdicts.columns]
-    _count(summary, batch, {s: arrays[len(kept) + j * len(VERDICT_FIELDS)] for j, s in enumerate(SET_NAMES)})
-    return pa.Table.from_arrays(arrays, names=kept + verdicts.column_names)
+    columns = [batch.column(name) for name in kept] + [c.combine_chunks() for c in verdicts.columns]
+    _count(summary, batch, {s: columns[len(kept) + j * len(VERDICT_FIELDS)] for j, s in enumerate(SET_NAMES)})
+    return pa.Table.from_arrays(columns, names=kept + verdicts.column_names)
 
 
 def _count(summary: ReplaySummary, batch: pa.RecordBatch, outcomes: dict[str, pa.Array]) -> None:
     """Adds a batch's keys to the summary figures (`outcomes`: each set's verdict column)."""
 
     def column(name: str) -> np.ndarray:
-        return batch.column(name).to_numpy(zero_copy_only=False)
+        return arrays.numbers(batch.column(name))
 
     def outcome(s: str, value: str) -> np.ndarray:
-        return pc.fill_null(pc.equal(outcomes[s], value), False).to_numpy(zero_copy_only=False)
+        return arrays.flags(pc.equal(outcomes[s], arrays.string_scalar(value)))
 
     rows, rows_allow, rows_deny = column("rows"), column("rows_allow"), column("rows_deny")
     current_allow, current_deny = outcome("current", "allow"), outcome("current", "deny")
@@ -427,7 +428,7 @@ def _policies_table(inputs: PolicyInputs) -> pa.Table:
                         "origin": str(p.origin) if p.origin is not None else None,
                     }
                 )
-    return pa.Table.from_pylist(rows, schema=_POLICIES_SCHEMA)
+    return arrays.table(rows, _POLICIES_SCHEMA)
 
 
 _POLICIES_SCHEMA = pa.schema(
@@ -478,7 +479,7 @@ def _rules_table(inputs: PolicyInputs) -> pa.Table:
                                 "origin": str(p.origin) if p.origin is not None else None,
                             }
                         )
-    return pa.Table.from_pylist(rows, schema=_RULES_SCHEMA)
+    return arrays.table(rows, _RULES_SCHEMA)
 
 
 _RULES_SCHEMA = pa.schema(
@@ -532,7 +533,7 @@ def _run_table(inputs: PolicyInputs, summary: ReplaySummary, columns: Sequence[s
         "fidelity": summary.fidelity,
         "pending_fidelity": summary.pending_fidelity,
     }
-    return pa.Table.from_pylist([row], schema=_RUN_SCHEMA)
+    return arrays.table([row], _RUN_SCHEMA)
 
 
 _RUN_SCHEMA = pa.schema(
