@@ -15,8 +15,10 @@ import pyarrow as pa
 
 
 def _validity(values: Sequence[object]) -> pa.Buffer | None:
+    if None not in values:
+        return None
     valid = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
-    return None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.py_buffer(np.packbits(valid, bitorder="little"))
 
 
 def strings(values: Sequence[str | None]) -> pa.Array:
@@ -32,13 +34,17 @@ def strings(values: Sequence[str | None]) -> pa.Array:
 def integers(values: Sequence[int | None], type_: pa.DataType | None = None) -> pa.Array:
     """Python ints (None for NULL) as an Arrow integer array of `type_` (int64 by default)."""
     type_ = type_ or pa.int64()
-    data = np.fromiter((0 if v is None else v for v in values), dtype=type_.to_pandas_dtype(), count=len(values))
+    dtype = type_.to_pandas_dtype()
+    if None in values:
+        data = np.fromiter((0 if v is None else v for v in values), dtype=dtype, count=len(values))
+    else:
+        data = np.array(values, dtype=dtype)
     return pa.Array.from_buffers(type_, len(values), [_validity(values), pa.py_buffer(data)])
 
 
 def booleans(values: Sequence[bool | None]) -> pa.Array:
     """Python bools (None for NULL) as an Arrow boolean array."""
-    data = np.fromiter((bool(v) for v in values), dtype=bool, count=len(values))
+    data = np.array([bool(v) for v in values] if None in values else values, dtype=bool)
     return pa.Array.from_buffers(pa.bool_(), len(values),
                                  [_validity(values), pa.py_buffer(np.packbits(data, bitorder="little"))])
 

@@ -306,20 +306,22 @@ def judge_keys(
 def _write_verdicts(judging: parallel.Judging, batches: parallel.KeyBatches, path: Path, summary: ReplaySummary,
                     on_progress: ProgressCallback | None) -> None:
     """Each judged batch with its verdicts appended to the verdicts file and counted into the summary."""
+    # No column statistics: the file is read whole, joined on its key columns, and computing them was a third
+    # of the writing, done by the process that hands batches to the judging workers.
     writer: pq.ParquetWriter | None = None
     done = 0
     try:
         for batch, verdicts in judging.judged(batches):
             table = _verdict_table(batch, verdicts, summary)
             if writer is None:
-                writer = pq.ParquetWriter(path, table.schema, compression="zstd")
+                writer = pq.ParquetWriter(path, table.schema, compression="zstd", write_statistics=False)
             writer.write_table(table)
             done += batch.num_rows
             if on_progress is not None:
                 on_progress(done, batches.total)
         if writer is None:
             table = _verdict_table(batches.empty(), verdict_columns([]), summary)
-            writer = pq.ParquetWriter(path, table.schema, compression="zstd")
+            writer = pq.ParquetWriter(path, table.schema, compression="zstd", write_statistics=False)
             writer.write_table(table)
     finally:
         if writer is not None:
