@@ -5,9 +5,7 @@ Declared once here; readers, the store, SQL files, docs and tests take names and
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
-from typing import Any
 
 import pyarrow as pa
 
@@ -155,34 +153,26 @@ def with_derived_columns(table: pa.Table) -> pa.Table:
     return table.set_column(index, FLOW_SCHEMA.field(index), pa.chunked_array(chunks, pa.string()))
 
 
-def _numpy(array: pa.Array, dtype: type) -> Any:
-    """A fixed-width Arrow array without nulls as a numpy view of its buffer (to_numpy would import pandas)."""
-    import numpy as np
-
-    return np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * np.dtype(dtype).itemsize)
-
-
 def _last_action(traces: pa.ListArray) -> pa.Array:
     """Per row: the action of the trace's last hit (`unknown` if NULL); NULL for a NULL or empty trace."""
-    # numpy and buffers, no Python values: pyarrow converting one (a scalar 0 included) imports pandas, a second
-    # of the CLI's start-up.
+    # Buffers and numpy views (flowstage.arrays): no Python value converted, so pyarrow leaves pandas unloaded.
     import numpy as np
     import pyarrow.compute as pc
 
+    from flowstage import arrays
+
     n = len(traces)
-    offsets = _numpy(traces.offsets, np.int32)
+    offsets = arrays.numbers(traces.offsets)
     present = offsets[1:] > offsets[:-1]
     if traces.null_count:
-        present &= _numpy(traces.is_valid().cast(pa.int8()), np.int8).astype(bool)
+        present &= arrays.flags(traces.is_valid())
     # offsets index the unsliced child array (`values`); a row's last hit sits just before the next row's start
     last = np.where(present, offsets[1:] - 1, 0).astype(np.int64)
     actions = traces.values.field("action")
     picked = actions.take(pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(last)])) if len(actions) else (
         pa.nulls(n, pa.string()))
-    unknown = pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(struct.pack("<ii", 0, 7)),
-                                                     pa.py_buffer(b"unknown")])[0]
     mask = pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(np.packbits(present, bitorder="little"))])
-    return pc.if_else(mask, pc.coalesce(picked, unknown), pa.nulls(1, pa.string())[0])
+    return pc.if_else(mask, pc.coalesce(picked, arrays.string_scalar("unknown")), pa.nulls(1, pa.string())[0])
 
 
 def duckdb_type(t: pa.DataType) -> str:
