@@ -287,7 +287,8 @@ class Store:
                     if [n for n in missing if n not in schema.DERIVED_COLUMNS]:
                         raise StoreError(f"append_flows from {source}: batch lacks columns {', '.join(missing)}")
                     for name in missing:  # derived ones, computed below
-                        table = table.append_column(schema.FLOW_SCHEMA.field(name), pa.nulls(table.num_rows, pa.string()))
+                        field = schema.FLOW_SCHEMA.field(name)
+                        table = table.append_column(field, pa.nulls(table.num_rows, field.type))
                     if table.num_rows:
                         typed = table.select(list(schema.COLUMN_NAMES)).cast(schema.FLOW_SCHEMA)
                         behind.put(schema.with_derived_columns(typed))
