@@ -45,8 +45,19 @@ def integers(values: Sequence[int | None], type_: pa.DataType | None = None) -> 
 def booleans(values: Sequence[bool | None]) -> pa.Array:
     """Python bools (None for NULL) as an Arrow boolean array."""
     data = np.array([bool(v) for v in values] if None in values else values, dtype=bool)
+    return mask(data, _validity(values))
+
+
+def mask(values: np.ndarray, validity: pa.Buffer | None = None) -> pa.Array:
+    """numpy bools as an Arrow boolean array."""
     return pa.Array.from_buffers(pa.bool_(), len(values),
-                                 [_validity(values), pa.py_buffer(np.packbits(data, bitorder="little"))])
+                                 [validity, pa.py_buffer(np.packbits(values, bitorder="little"))])
+
+
+def int64s(values: np.ndarray) -> pa.Array:
+    """numpy integers as an Arrow int64 array (no copy when they already are contiguous int64)."""
+    values = np.ascontiguousarray(values, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
 
 
 def of_type(values: Sequence[object], type_: pa.DataType) -> pa.Array:

@@ -167,12 +167,11 @@ def _last_action(traces: pa.ListArray) -> pa.Array:
     if traces.null_count:
         present &= arrays.flags(traces.is_valid())
     # offsets index the unsliced child array (`values`); a row's last hit sits just before the next row's start
-    last = np.where(present, offsets[1:] - 1, 0).astype(np.int64)
+    last = np.where(present, offsets[1:] - 1, 0)
     actions = traces.values.field("action")
-    picked = actions.take(pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(last)])) if len(actions) else (
-        pa.nulls(n, pa.string()))
-    mask = pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(np.packbits(present, bitorder="little"))])
-    return pc.if_else(mask, pc.coalesce(picked, arrays.string_scalar("unknown")), pa.nulls(1, pa.string())[0])
+    picked = actions.take(arrays.int64s(last)) if len(actions) else pa.nulls(n, pa.string())
+    return pc.if_else(arrays.mask(present), pc.coalesce(picked, arrays.string_scalar("unknown")),
+                      pa.nulls(1, pa.string())[0])
 
 
 def duckdb_type(t: pa.DataType) -> str:

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from flowstage.ingest.lines import int64_array, line_table, string_array
+from flowstage import arrays
+from flowstage.ingest.lines import line_table
 
 _decoder = json.JSONDecoder()
 
@@ -79,5 +80,5 @@ def document_records(text: str) -> tuple[pa.Table, Unreadable | None]:
 
 
 def _table(numbers: list[int], texts: list[str]) -> pa.Table:
-    return line_table(int64_array(np.array(numbers, dtype=np.int64)), string_array(texts),
+    return line_table(arrays.int64s(np.array(numbers, dtype=np.int64)), arrays.strings(texts),
                       pa.nulls(len(numbers), pa.string()))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from flowstage.arrays import strings as string_array
+from flowstage import arrays
 
 CHUNK_BYTES = 16 * 1024 * 1024
 MAX_BATCH_BYTES = 256 * 1024 * 1024
@@ -19,11 +19,6 @@ UTF8_BOM = b"\xef\xbb\xbf"
 UNTERMINATED = "unterminated"  # the content's last line, without a newline after it
 INVALID_UTF8 = "invalid_utf8"
 LINE_SCHEMA = pa.schema([("line_no", pa.int64()), ("text", pa.string()), ("flag", pa.string())])
-
-
-def int64_array(values: np.ndarray) -> pa.Array:
-    values = np.ascontiguousarray(values, dtype=np.int64)
-    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
 
 
 def line_table(line_numbers: pa.Array, texts: pa.Array | pa.ChunkedArray, flags: pa.Array | pa.ChunkedArray) -> pa.Table:
@@ -79,7 +74,7 @@ def _texts(data: bytes | memoryview, ends: np.ndarray) -> tuple[pa.Array, pa.Arr
             except UnicodeDecodeError:
                 texts.append(raw.decode("utf-8", errors="replace"))
                 flags.append(INVALID_UTF8)
-        return string_array(texts), string_array(flags)
+        return arrays.strings(texts), arrays.strings(flags)
 
 
 def line_batches(chunks: Iterator[bytes], first_line: int, start_offset: int, batch_rows: int) -> Iterator[LineBatch]:
@@ -96,7 +91,7 @@ def line_batches(chunks: Iterator[bytes], first_line: int, start_offset: int, ba
 
     def flush(unterminated: int = 0) -> LineBatch:
         nonlocal texts, flags, numbers, rows, size
-        table = line_table(int64_array(np.concatenate(numbers)), pa.chunked_array(texts, pa.string()),
+        table = line_table(arrays.int64s(np.concatenate(numbers)), pa.chunked_array(texts, pa.string()),
                            pa.chunked_array(flags, pa.string()))
         batch = LineBatch(table, offset, newlines, unterminated)
         texts, flags, numbers, rows, size = [], [], [], 0, 0
@@ -155,7 +150,7 @@ def line_batches(chunks: Iterator[bytes], first_line: int, start_offset: int, ba
     if carry.strip():
         text, flag = _texts(carry, np.array([len(carry)]))
         texts.append(text)
-        flags.append(string_array([UNTERMINATED]) if flag.null_count else flag)
+        flags.append(arrays.strings([UNTERMINATED]) if flag.null_count else flag)
         numbers.append(np.array([line_no], dtype=np.int64))
         offset += len(carry)
         rows += 1

@@ -14,9 +14,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flowstage import schema
+from flowstage import arrays, schema
 from flowstage.ingest.labels import LabelsError, decode_labels
-from flowstage.ingest.lines import string_array
 from flowstage.ingest.policy_hits import TRACE_COLUMNS, TraceError, decode_policies
 
 TOO_DEEP = "it nests too deeply to read (more than about a thousand levels)"
@@ -45,7 +44,7 @@ class Lookup:
         self.errors: dict[str, str] = {}
         self._chunks: dict[str, list[pa.Array]] = {c: [] for c in columns}
         self._values: dict[str, pa.Array] = {}
-        self._keys: pa.Array = string_array([])
+        self._keys: pa.Array = arrays.strings([])
 
     def learn(self, texts: pa.ChunkedArray | pa.Array) -> None:
         """Decode the distinct texts not seen in an earlier batch."""
@@ -75,13 +74,13 @@ class Lookup:
             self._values[column] = pa.concat_arrays(self._chunks[column]).cast(t)
         for text in decoded:
             self.index[text] = len(self.index)
-        self._keys = string_array(list(self.index))
+        self._keys = arrays.strings(list(self.index))
 
     def failing(self, texts: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array | None:
         """Per row: is its text one that could not be decoded? None when no row's is."""
         if not self.errors:
             return None
-        mask = pc.is_in(texts, value_set=string_array(list(self.errors)))
+        mask = pc.is_in(texts, value_set=arrays.strings(list(self.errors)))
         return mask if pc.any(mask).as_py() else None
 
     def gather(self, texts: pa.ChunkedArray | pa.Array) -> dict[str, pa.ChunkedArray | pa.Array]:
